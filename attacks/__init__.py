@@ -1,0 +1,1 @@
+"""Built-in attacks and probes; installed as `mu_eval.attacks`."""

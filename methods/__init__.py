@@ -1,0 +1,1 @@
+"""Built-in unlearning methods, one module per method; installed as `mu_eval.methods`."""

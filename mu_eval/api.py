@@ -1,0 +1,225 @@
+"""The Python API: `evaluate` a model (a path, or an in-memory model and tokenizer) on tasks."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mu_eval.attack import AttackContext
+from mu_eval.backends.base import Backend
+from mu_eval.cache import AnswerCache, default_cache_dir
+from mu_eval.data import load_rows, resolve_data_dir
+from mu_eval.engine import Engine
+from mu_eval.identity import hash_state_dict
+from mu_eval.plugins import get_registry
+from mu_eval.report import Report, load_report, write_report
+from mu_eval.report_builder import build_report
+from mu_eval.task import Task, TaskContext, TaskResult
+
+ModelInput = str | os.PathLike | tuple[Any, Any] | Backend
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def make_backend(
+    model: ModelInput,
+    backend: str = "hf",
+    model_args: dict[str, str] | None = None,
+    device: str | None = None,
+    use_chat_template: bool = True,
+) -> Backend:
+    """A backend for a path or hub id, an in-memory (model, tokenizer) pair, or a ready backend."""
+    if isinstance(model, Backend):
+        return model
+    registry = get_registry()
+    backend_class = registry.backend(backend)
+    if isinstance(model, tuple):
+        torch_model, tokenizer = model
+        return backend_class.from_model(torch_model, tokenizer, use_chat_template=use_chat_template)
+    return backend_class.from_pretrained(
+        str(model), model_args=model_args, device=device, use_chat_template=use_chat_template
+    )
+
+
+def resolve_reference(reference: str | os.PathLike | Report | dict | None) -> dict | None:
+    if reference is None:
+        return None
+    if isinstance(reference, Report):
+        return reference.data
+    if isinstance(reference, dict):
+        return reference
+    return load_report(reference).data
+
+
+def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict] | None = None) -> dict[str, Task]:
+    registry = get_registry()
+    instances: dict[str, Task] = {}
+    for task in tasks:
+        if isinstance(task, Task):
+            instances[task.name] = task
+        else:
+            instances[task] = registry.task(task, **(task_options or {}).get(task, {}))
+    return instances
+
+
+def run_tasks(
+    engine: Engine, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int
+) -> dict[str, TaskResult]:
+    """Build every task's requests, answer them in one pooled sweep, and let each task score its answers."""
+    requests = {}
+    for name, task in tasks.items():
+        seed_everything(seed)
+        requests[name] = task.build_requests(contexts[name])
+    answers = engine.run_tasks(requests)
+    return {name: task.process_results(answers[name], contexts[name]) for name, task in tasks.items()}
+
+
+def evaluate(
+    model: ModelInput,
+    tasks: Sequence[str | Task],
+    *,
+    tokenizer: Any = None,
+    task_options: dict[str, dict] | None = None,
+    attacks: Sequence[str] = (),
+    attack_options: dict[str, dict] | None = None,
+    method: str | None = None,
+    method_options: dict[str, Any] | None = None,
+    save_model: str | os.PathLike | None = None,
+    backend: str = "hf",
+    model_args: dict[str, str] | None = None,
+    device: str | None = None,
+    batch_size: int | str = "auto",
+    limit: int | None = None,
+    seed: int = 1234,
+    data_dir: str | os.PathLike | None = None,
+    reference: str | os.PathLike | Report | dict | None = None,
+    output_path: str | os.PathLike | None = None,
+    log_samples: bool = False,
+    use_cache: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_chat_template: bool = True,
+    progress: bool = True,
+    extra_config: dict[str, Any] | None = None,
+) -> Report:
+    """Evaluate `model` on `tasks` and return the report (also written to `output_path` when given).
+
+    `model` is a path or hub id, or an in-memory `(model, tokenizer)` pair (or pass `tokenizer=`); an
+    in-memory model is handed back in the train/eval mode and on the device it had. The answer cache is
+    on by default for models loaded from a path and off for in-memory models, whose weights change
+    during training.
+    """
+    started = time.time()
+    if tokenizer is not None and not isinstance(model, tuple | Backend):
+        model = (model, tokenizer)
+    in_memory = isinstance(model, tuple)
+    task_instances = instantiate_tasks(tasks, task_options)
+    attack_instances = {name: get_registry().attack(name)(**(attack_options or {}).get(name, {})) for name in attacks}
+    reference_data = resolve_reference(reference)
+    the_backend = make_backend(model, backend, model_args, device, use_chat_template)
+    timings: dict[str, float] = {"load_model": time.time() - started}
+    try:
+        chat = the_backend.chat_formatter()
+        data_directory = resolve_data_dir(data_dir)
+        contexts = {
+            name: TaskContext(
+                load=lambda spec: load_rows(spec, data_directory),
+                chat=chat,
+                uses_chat_template=the_backend.has_chat_template(),
+                limit=limit,
+                seed=seed,
+                reference=reference_data,
+                options=dict(task.options),
+            )
+            for name, task in task_instances.items()
+        }
+        method_section = None
+        if method is not None:
+            from mu_eval.unlearning import apply_method
+
+            method_started = time.time()
+            method_section = apply_method(
+                method, method_options or {}, the_backend, task_instances, contexts, save_model, seed
+            )
+            timings["method"] = time.time() - method_started
+        cache = None
+        if use_cache if use_cache is not None else not in_memory:
+            identity = the_backend.identity()
+            if in_memory or method_section is not None:
+                # the weights are not those of any file on disk: key the cache by their content
+                identity["weights_sha256"] = hash_state_dict(the_backend.torch_model)
+                identity["method"] = method_section and method_section.get("config")
+            cache = AnswerCache(cache_dir or default_cache_dir(), identity)
+        engine = Engine(the_backend, batch_size=batch_size, cache=cache, progress=progress)
+        evaluation_started = time.time()
+        results = run_tasks(engine, task_instances, contexts, seed)
+        timings["evaluate"] = time.time() - evaluation_started
+        attack_sections = {}
+        for name, attack in attack_instances.items():
+            attack_started = time.time()
+
+            def evaluate_on(other_backend: Backend, some_tasks: dict[str, Task]) -> dict[str, TaskResult]:
+                other_engine = Engine(other_backend, batch_size=batch_size, progress=progress)
+                return run_tasks(other_engine, some_tasks, contexts, seed)
+
+            attack_context = AttackContext(
+                backend=the_backend,
+                tasks=task_instances,
+                contexts=contexts,
+                results=results,
+                evaluate=evaluate_on,
+                answer=engine.run,
+                reference=reference_data,
+                seed=seed,
+                device=device,
+                options=dict(attack.options),
+            )
+            attack_sections[name] = attack.run(attack_context)
+            timings[f"attack:{name}"] = time.time() - attack_started
+        timings["total"] = time.time() - started
+        config = {
+            "model": str(model) if not in_memory else None,
+            "tasks": list(task_instances),
+            "task_options": task_options or {},
+            "attacks": list(attacks),
+            "attack_options": attack_options or {},
+            "backend": backend,
+            "model_args": model_args or {},
+            "device": str(getattr(the_backend, "device", device)),
+            "batch_size": batch_size,
+            "limit": limit,
+            "seed": seed,
+            "data_dir": str(data_directory) if data_directory else None,
+            "reference": str(reference) if isinstance(reference, str | Path) else None,
+            "use_chat_template": use_chat_template,
+            "cache": str(cache.path) if cache else None,
+            **(extra_config or {}),
+        }
+        data = build_report(
+            config=config,
+            identity=the_backend.identity(),
+            tasks=task_instances,
+            results=results,
+            attacks=attack_sections,
+            method=method_section,
+            timings=timings,
+            engine_stats=engine.stats.to_json(),
+        )
+        samples = {name: result.samples for name, result in results.items()} if log_samples else None
+        if output_path is not None:
+            write_report(data, output_path, samples)
+        if cache is not None:
+            cache.close()
+        return Report(data)
+    finally:
+        the_backend.close()

@@ -1,0 +1,49 @@
+"""The attack interface: probes that act on an evaluated model and write their own report section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mu_eval.backends.base import Backend
+from mu_eval.task import Task, TaskContext, TaskResult
+
+
+class AttackError(Exception):
+    """An attack cannot run: what it needs is missing (a reference model, CUDA for bitsandbytes, ...)."""
+
+
+@dataclass
+class AttackContext:
+    """What an attack may use.
+
+    `evaluate(backend, tasks)` re-runs tasks on another backend (a relearned, quantized or recovered
+    model) through a fresh engine and returns their results; `results` holds this run's own results;
+    `answer(requests)` answers requests on this run's model through this run's engine, so requests the
+    tasks already asked cost no forward pass.
+    """
+
+    backend: Backend
+    tasks: dict[str, Task]
+    contexts: dict[str, TaskContext]
+    results: dict[str, TaskResult]
+    evaluate: Callable[[Backend, dict[str, Task]], dict[str, TaskResult]]
+    answer: Callable[[list[Any]], list[Any]]
+    reference: dict[str, Any] | None = None
+    seed: int = 1234
+    device: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Attack:
+    """Base class for attacks. Subclasses set `name` and implement `run`, returning a JSON-able section."""
+
+    name: str = ""
+    description: str = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def run(self, ctx: AttackContext) -> dict[str, Any]:
+        raise NotImplementedError

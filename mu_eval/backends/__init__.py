@@ -1,0 +1,1 @@
+"""Model backends: they answer requests. Hugging Face transformers is the default; vLLM is optional."""

@@ -1,0 +1,185 @@
+"""The default backend: Hugging Face transformers, on CUDA when available."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mu_eval.backends.base import PLAIN_PROMPT, Backend
+from mu_eval.backends.hf_encoding import encode_prompt, encode_score, single_token_option
+from mu_eval.backends.hf_generation import greedy_generate
+from mu_eval.backends.hf_loading import ModelArgs, load_model_and_tokenizer
+from mu_eval.backends.hf_scoring import score_batch
+from mu_eval.identity import hash_weight_files
+from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
+
+#: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
+ANSWER_VERSION = 1
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class HFBackend(Backend):
+    """Answers requests with a transformers causal LM.
+
+    Built from a path or hub id (`from_pretrained`) or around an in-memory model (`from_model`); in the
+    latter case `close()` puts the model back in the train/eval mode it had.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        identity: dict[str, Any],
+        use_chat_template: bool = True,
+        max_length: int | None = None,
+    ) -> None:
+        self.torch_model = model
+        self.tokenizer = tokenizer
+        self._identity = identity
+        self.use_chat_template = use_chat_template
+        self.device = next(model.parameters()).device
+        config_length = getattr(model.config, "max_position_embeddings", None)
+        self.max_length = max_length or config_length
+        self._was_training = model.training
+        self.counters = {"score_forward": 0, "choose_forward": 0, "generate_calls": 0, "truncated": 0}
+        self._encoded: dict[Score, Any] = {}
+        model.eval()
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None, **options: Any
+    ) -> HFBackend:
+        args = ModelArgs.parse(model_args or {})
+        device = device or default_device()
+        torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
+        path = Path(model).expanduser()
+        identity = {
+            "backend": cls.name,
+            "answer_version": ANSWER_VERSION,
+            "model": str(path.resolve()) if path.exists() else model,
+            "revision": args.revision,
+            "weights_sha256": hash_weight_files(path) if path.exists() else None,
+            "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
+            "adapter": args.peft,
+            "adapter_sha256": hash_weight_files(args.peft) if args.peft else None,
+            "quantization": None,
+        }
+        return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length, **options)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> HFBackend:
+        identity = {
+            "backend": cls.name,
+            "answer_version": ANSWER_VERSION,
+            "model": model_id or f"in-memory {type(model).__name__}",
+            "revision": None,
+            "weights_sha256": None,
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "adapter": None,
+            "quantization": None,
+        }
+        return cls(model, tokenizer, identity=identity, **options)
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def close(self) -> None:
+        self.torch_model.train(self._was_training)
+
+    # -- prompts -------------------------------------------------------------------------------------------
+    def has_chat_template(self) -> bool:
+        return self.use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_formatter(self) -> Callable[[str], str]:
+        if not self.has_chat_template():
+            return lambda question: PLAIN_PROMPT.format(question=question)
+
+        def format_turn(question: str) -> str:
+            messages = [{"role": "user", "content": question}]
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+        return format_turn
+
+    # -- lengths -------------------------------------------------------------------------------------------
+    def _encode_score(self, request: Score) -> Any:
+        encoded = self._encoded.get(request)
+        if encoded is None:
+            encoded = encode_score(
+                self.tokenizer, request.context, request.continuation, request.append_eos, self.max_length
+            )
+            self._encoded[request] = encoded
+        return encoded
+
+    def request_length(self, request: Any) -> int:
+        if isinstance(request, Score):
+            return len(self._encode_score(request).input_ids)
+        if isinstance(request, Generate):
+            return len(encode_prompt(self.tokenizer, request.prompt, self.max_length)) + request.max_new_tokens
+        if isinstance(request, Choose):
+            return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
+        raise TypeError(f"not a request: {request!r}")
+
+    # -- answers -------------------------------------------------------------------------------------------
+    def score(self, requests: list[Score]) -> list[ScoreResult]:
+        encoded = [self._encode_score(r) for r in requests]
+        self.counters["score_forward"] += 1
+        self.counters["truncated"] += sum(e.truncated for e in encoded)
+        results = score_batch(self.torch_model, encoded, self.device)
+        for request in requests:
+            self._encoded.pop(request, None)
+        return results
+
+    def generate(self, requests: list[Generate]) -> list[GenerateResult]:
+        self.counters["generate_calls"] += 1
+        prompts = [encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        return greedy_generate(self.torch_model, self.tokenizer, prompts, requests, self.device)
+
+    def choose(self, requests: list[Choose]) -> list[ChooseResult]:
+        contexts = [encode_prompt(self.tokenizer, r.context, self.max_length) for r in requests]
+        option_ids = [
+            [single_token_option(self.tokenizer, ids, r.context, option) for option in r.options]
+            for ids, r in zip(contexts, requests)
+        ]
+        single = [i for i, ids in enumerate(option_ids) if all(o is not None for o in ids)]
+        results: list[ChooseResult | None] = [None] * len(requests)
+        if single:
+            self.counters["choose_forward"] += 1
+            logprobs = next_token_logprobs(self.torch_model, [contexts[i] for i in single], self.device)
+            for row, index in enumerate(single):
+                chosen = logprobs[row, option_ids[index]].tolist()
+                results[index] = ChooseResult(tuple(chosen), single_pass=True)
+        multi = [i for i in range(len(requests)) if results[i] is None]
+        if multi:
+            scores = [Score(requests[i].context, option) for i in multi for option in requests[i].options]
+            answered = self.score(scores)
+            cursor = 0
+            for index in multi:
+                count = len(requests[index].options)
+                chunk = answered[cursor : cursor + count]
+                cursor += count
+                results[index] = ChooseResult(tuple(a.sum_logprob() for a in chunk), single_pass=False)
+        return [r for r in results if r is not None]
+
+
+@torch.no_grad()
+def next_token_logprobs(model: Any, contexts: list[list[int]], device: Any) -> torch.Tensor:
+    """Float32 log-softmax of the next token after each context (right-padded batch), on the CPU."""
+    lengths = torch.tensor([len(c) for c in contexts])
+    width = int(lengths.max())
+    input_ids = torch.zeros((len(contexts), width), dtype=torch.long)
+    for row, ids in enumerate(contexts):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+    attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    output = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
+    last = output.logits[torch.arange(len(contexts)), (lengths - 1).to(output.logits.device)]
+    return torch.log_softmax(last.float(), dim=-1).cpu()

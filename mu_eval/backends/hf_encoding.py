@@ -1,0 +1,99 @@
+"""Tokenisation for scoring: context and continuation in one pass, the continuation found by offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EncodedScore:
+    """Token ids of one scored text and the index of its first continuation token.
+
+    Tokens `input_ids[start:]` are scored, each predicted from the position before it.
+    """
+
+    input_ids: tuple[int, ...]
+    start: int
+    eos_appended: bool
+    truncated: bool = False
+
+
+def adds_bos_itself(tokenizer: Any, text: str) -> bool:
+    """A prompt from a chat template already carries the BOS text; adding another would double it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return bool(bos) and text.startswith(bos)
+
+
+def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    add_special = not adds_bos_itself(tokenizer, text)
+    encoding = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
+
+
+def prefix_token_id(tokenizer: Any) -> int:
+    """Token placed before a text whose first token would otherwise have nothing to be predicted from."""
+    for candidate in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id):
+        if candidate is not None:
+            return int(candidate)
+    raise ValueError("tokenizer has no BOS, EOS or pad token to start an empty context with")
+
+
+def encode_score(
+    tokenizer: Any, context: str, continuation: str, append_eos: bool, max_length: int | None
+) -> EncodedScore:
+    """Encode `context + continuation`; tokens whose character span ends past the context are scored.
+
+    A token straddling the boundary counts as continuation, so no character of the continuation is lost.
+    Special tokens the tokenizer appends after the text are dropped; EOS is appended only on request.
+    """
+    if not tokenizer.is_fast:
+        raise ValueError("mu-eval needs a fast tokenizer (offsets mapping) to mark continuations exactly")
+    ids, offsets = encode(tokenizer, context + continuation)
+    boundary = len(context)
+    continuation_positions = [i for i, (_, end) in enumerate(offsets) if end > boundary]
+    if continuation_positions:
+        start, last = continuation_positions[0], continuation_positions[-1]
+        ids = ids[: last + 1]
+    else:
+        # empty continuation: keep the text up to its last real character, score nothing
+        real = [i for i, (begin, end) in enumerate(offsets) if end > begin]
+        ids = ids[: real[-1] + 1] if real else ids[:1]
+        start = len(ids)
+    if start == 0:
+        ids = [prefix_token_id(tokenizer)] + ids
+        start = 1
+    if append_eos:
+        if tokenizer.eos_token_id is None:
+            raise ValueError("append_eos requested but the tokenizer has no EOS token")
+        ids = ids + [int(tokenizer.eos_token_id)]
+    truncated = False
+    if max_length is not None and len(ids) > max_length:
+        # keep the continuation, cut the context from the left
+        cut = len(ids) - max_length
+        cut = min(cut, start - 1) if start > 1 else 0
+        if len(ids) - cut > max_length:
+            raise ValueError(
+                f"continuation of {len(ids) - start} tokens does not fit the model's context of {max_length}"
+            )
+        ids = ids[cut:]
+        start -= cut
+        truncated = True
+    return EncodedScore(tuple(int(i) for i in ids), start, append_eos, truncated)
+
+
+def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[int]:
+    ids, _ = encode(tokenizer, prompt)
+    if not ids:
+        ids = [prefix_token_id(tokenizer)]
+    if max_length is not None and len(ids) > max_length:
+        ids = ids[-max_length:]
+    return ids
+
+
+def single_token_option(tokenizer: Any, context_ids: list[int], context: str, option: str) -> int | None:
+    """The option's token id when `context + option` is exactly the context's tokens plus one token."""
+    joint, _ = encode(tokenizer, context + option)
+    if len(joint) == len(context_ids) + 1 and joint[: len(context_ids)] == context_ids:
+        return joint[-1]
+    return None

@@ -1,0 +1,74 @@
+"""On-disk answer cache, one SQLite file per model identity.
+
+Keying by model identity (weights hash, revision, adapter, dtype, quantization, backend) means a second
+model can never be served the first model's answers; keying by the full request means any change to a
+prompt is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mu_eval.identity import identity_key
+from mu_eval.requests import RESULT_TYPES, Request, Result
+
+CACHE_DIR_ENV = "MU_EVAL_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mu-eval"
+
+
+def request_key(request: Request) -> str:
+    payload = json.dumps({"kind": request.kind, **asdict(request)}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    """Answers of one model, stored by request key."""
+
+    def __init__(self, directory: str | os.PathLike, identity: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.identity = identity
+        self.path = self.directory / f"{identity_key(identity)}.sqlite"
+        self.connection = sqlite3.connect(self.path)
+        self.connection.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT, answer TEXT)")
+        self.connection.execute("CREATE TABLE IF NOT EXISTS meta (identity TEXT)")
+        if self.connection.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0:
+            self.connection.execute("INSERT INTO meta VALUES (?)", (json.dumps(identity, sort_keys=True),))
+        self.connection.commit()
+
+    def get_many(self, requests: list[Request]) -> dict[Request, Result]:
+        found: dict[Request, Result] = {}
+        keys = {request_key(r): r for r in requests}
+        items = list(keys.items())
+        for begin in range(0, len(items), 500):
+            chunk = items[begin : begin + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.connection.execute(
+                f"SELECT key, kind, answer FROM answers WHERE key IN ({marks})", [k for k, _ in chunk]
+            ).fetchall()
+            for key, kind, answer in rows:
+                found[keys[key]] = RESULT_TYPES[kind].from_json(json.loads(answer))
+        return found
+
+    def put_many(self, answers: dict[Request, Result]) -> None:
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?)",
+            [(request_key(r), r.kind, json.dumps(a.to_json())) for r, a in answers.items()],
+        )
+        self.connection.commit()
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,108 @@
+"""The `mu-eval` command: run tasks on a model, or list what plugins provide.
+
+Errors a user can fix (an unknown task, a missing model path, unreadable data) print one line and exit
+with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
+
+SUBCOMMANDS: dict[str, str] = {
+    "list": "mu_eval.cli_list:main",
+    "demo": "mu_eval.demo.cli:main",
+}
+USAGE_ERROR = 2
+
+
+def positive_int_or_auto(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mu-eval",
+        description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
+        "'mu-eval demo'.",
+    )
+    parser.add_argument("--model", required=True, help="checkpoint path or Hugging Face id")
+    parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")
+    parser.add_argument("--output-path", help="folder (or .json path) for the report")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N items of each set")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--batch-size", type=positive_int_or_auto, default="auto")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--backend", default="hf")
+    parser.add_argument("--model-args", default="", help="k=v,... e.g. dtype=bfloat16,revision=main,peft=DIR")
+    parser.add_argument("--task-args", default="", help="k=v,... passed to every task")
+    parser.add_argument("--data-dir", help="local dataset files (also MU_EVAL_DATA_DIR)")
+    parser.add_argument("--log-samples", action="store_true", help="write per-task samples as JSON lines")
+    parser.add_argument("--reference", help="report of the reference (retain) model, for forget quality and privleak")
+    parser.add_argument("--attacks", type=comma_list, default=[], help="comma-separated attack names")
+    parser.add_argument("--attack-args", default="", help="k=v,... passed to every attack")
+    parser.add_argument("--method", help="unlearning method applied before evaluating")
+    parser.add_argument("--method-args", default="", help="k=v,... for the method")
+    parser.add_argument("--save-model", help="folder where the unlearned model is saved")
+    parser.add_argument("--no-chat-template", action="store_true", help="use the plain prompt format")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
+    parser.add_argument("--cache-dir", help="answer cache folder (default ~/.cache/mu-eval or MU_EVAL_CACHE_DIR)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def fail(message: str) -> int:
+    print(f"mu-eval: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def run(argv: Sequence[str]) -> int:
+    from mu_eval.backends.hf_loading import parse_key_values
+
+    args = build_parser().parse_args(argv)
+    try:
+        model_args = parse_key_values(args.model_args)
+        task_args = parse_key_values(args.task_args)
+        attack_args = parse_key_values(args.attack_args)
+        method_args = parse_key_values(args.method_args)
+    except ValueError as error:
+        return fail(str(error))
+    from mu_eval.runner import run_from_cli
+
+    return run_from_cli(args, model_args, task_args, attack_args, method_args)
+
+
+def load_subcommand(target: str) -> Callable[[Sequence[str]], int]:
+    import importlib
+
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return load_subcommand(SUBCOMMANDS[argv[0]])(argv[1:])
+        return run(argv)
+    except (UnknownNameError, DuplicateNameError) as error:
+        return fail(str(error))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Dataset loading: the Hugging Face hub when it can be reached, local files of the same schema otherwise.
+
+A task names its dataset by hub id, config and split; `--data-dir` (or `MU_EVAL_DATA_DIR`) points the same
+task at local json, jsonl or parquet files. Nothing is downloaded at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR_ENV = "MU_EVAL_DATA_DIR"
+EXTENSIONS = (".jsonl", ".json", ".parquet")
+
+
+class DataError(Exception):
+    """A dataset could not be found or read; the message names the dataset and the paths looked at."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where one split of a benchmark lives.
+
+    `local_names` are extra relative paths (without extension) tried under the data directory, for
+    benchmarks whose original files are named differently from the hub's configs and splits.
+    """
+
+    hf_id: str
+    config: str | None
+    split: str
+    local_names: tuple[str, ...] = ()
+    required_fields: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        config = f", config {self.config!r}" if self.config else ""
+        return f"{self.hf_id!r}{config}, split {self.split!r}"
+
+    def candidate_stems(self) -> list[str]:
+        """Relative paths (no extension) looked for under a data directory, most specific first."""
+        repo = self.hf_id.split("/")[-1]
+        stems = []
+        for prefix in (f"{self.hf_id}", repo, ""):
+            parts = [p for p in (prefix, self.config, self.split) if p]
+            stems.append("/".join(parts))
+            if self.config:
+                stems.append("/".join(p for p in (prefix, self.config) if p))
+        stems.extend(self.local_names)
+        seen: list[str] = []
+        for stem in stems:
+            if stem and stem not in seen:
+                seen.append(stem)
+        return seen
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    return Path(chosen) if chosen else None
+
+
+def find_local_file(spec: DatasetSpec, data_dir: Path) -> tuple[Path | None, list[Path]]:
+    """First existing file for `spec` under `data_dir`, and every path that was looked at."""
+    looked: list[Path] = []
+    for stem in spec.candidate_stems():
+        for extension in EXTENSIONS:
+            path = data_dir / f"{stem}{extension}"
+            looked.append(path)
+            if path.is_file():
+                return path, looked
+    return None, looked
+
+
+def read_local_file(path: Path) -> list[dict]:
+    """Rows of a json (array or lines), jsonl or parquet file, read through `datasets`.
+
+    JSON arrays of bare strings (MUSE's privleak files) become rows `{"text": ...}`.
+    """
+    import datasets
+
+    try:
+        if path.suffix == ".parquet":
+            table = datasets.Dataset.from_parquet(str(path))
+            return list(table)
+        strings = _bare_string_rows(path)
+        if strings is not None:
+            return datasets.Dataset.from_list(strings).to_list()
+        table = datasets.Dataset.from_json(str(path))
+        return list(table)
+    except DataError:
+        raise
+    except Exception as error:  # datasets raises many error types for malformed files
+        raise DataError(f"cannot read {path}: {type(error).__name__}: {error}") from error
+
+
+def _bare_string_rows(path: Path) -> list[dict] | None:
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    if not head.startswith(b"["):
+        return None
+    with path.open(encoding="utf-8") as handle:
+        data = json.load(handle)
+    if isinstance(data, list) and data and all(isinstance(item, str) for item in data):
+        return [{"text": item} for item in data]
+    return None
+
+
+def load_from_hub(spec: DatasetSpec) -> list[dict]:
+    import datasets
+
+    table = datasets.load_dataset(spec.hf_id, spec.config, split=spec.split)
+    return list(table)
+
+
+def check_fields(rows: Iterable[dict], spec: DatasetSpec, source: str) -> None:
+    """Raise a DataError naming the file, the row and the field when a record lacks a required field."""
+    for index, row in enumerate(rows):
+        for name in spec.required_fields:
+            if name not in row or row[name] is None:
+                raise DataError(f"{source}: row {index} lacks field {name!r} (dataset {spec.describe()})")
+
+
+def load_rows(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Rows of one split: local files first when a data directory is set, else the hub."""
+    directory = resolve_data_dir(data_dir)
+    looked: list[Path] = []
+    if directory is not None:
+        path, looked = find_local_file(spec, directory)
+        if path is not None:
+            rows = read_local_file(path)
+            check_fields(rows, spec, str(path))
+            return rows
+    try:
+        rows = load_from_hub(spec)
+    except Exception as error:
+        where = ", ".join(str(p) for p in looked) if looked else f"no data directory set (--data-dir or {DATA_DIR_ENV})"
+        raise DataError(
+            f"dataset {spec.describe()} is not available: hub load failed ({type(error).__name__}) "
+            f"and no local file found; looked at: {where}"
+        ) from error
+    check_fields(rows, spec, f"hub dataset {spec.hf_id}")
+    return rows

@@ -1,0 +1,150 @@
+"""The engine: pools the requests of every task of a run, answers each distinct one once, hands them back.
+
+Distinct requests are sorted by length (longest first, so an out-of-memory error shows at once) and cut
+into batches by a token budget that counts padding, or by a fixed number of rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mu_eval.backends.base import Backend
+from mu_eval.cache import AnswerCache
+from mu_eval.requests import Generate, Request, Result
+
+DEFAULT_CPU_BUDGET = 4096
+DEFAULT_CUDA_BUDGET = 32768
+MAX_ROWS_AUTO = 512
+
+
+@dataclass
+class EngineStats:
+    requested: int = 0
+    distinct: int = 0
+    from_cache: int = 0
+    answered: int = 0
+    batches: int = 0
+    oom_backoffs: int = 0
+    token_budget: int | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+class Engine:
+    """Answers requests through one backend, with batching, deduplication and an optional cache.
+
+    `batch_size` is a number of rows per batch, or "auto" for a token budget that halves on CUDA
+    out-of-memory errors until a batch fits.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        batch_size: int | str = "auto",
+        cache: AnswerCache | None = None,
+        token_budget: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch size must be a positive integer or 'auto', got {batch_size!r}")
+        self.backend = backend
+        self.batch_size = batch_size
+        self.cache = cache
+        self.progress = progress
+        self.stats = EngineStats()
+        self.memo: dict[Request, Result] = {}
+        if token_budget is None:
+            device = str(getattr(backend, "device", "cpu"))
+            token_budget = DEFAULT_CUDA_BUDGET if device.startswith("cuda") else DEFAULT_CPU_BUDGET
+        self.token_budget = token_budget
+
+    def run(self, requests: list[Request]) -> list[Result]:
+        """Answers in the order of `requests`."""
+        answers = self.answer(requests)
+        return [answers[r] for r in requests]
+
+    def run_tasks(self, requests_by_task: dict[str, list[Request]]) -> dict[str, list[Result]]:
+        """Pool all tasks' requests into one sweep and give each task its answers in its own order."""
+        pooled = [r for requests in requests_by_task.values() for r in requests]
+        answers = self.answer(pooled)
+        return {name: [answers[r] for r in requests] for name, requests in requests_by_task.items()}
+
+    def answer(self, requests: Iterable[Request]) -> dict[Request, Result]:
+        requests = list(requests)
+        distinct = list(dict.fromkeys(requests))
+        self.stats.requested += len(requests)
+        self.stats.distinct += len(distinct)
+        answers: dict[Request, Result] = {r: self.memo[r] for r in distinct if r in self.memo}
+        if self.cache is not None:
+            missing = [r for r in distinct if r not in answers]
+            cached = self.cache.get_many(missing) if missing else {}
+            answers.update(cached)
+            self.stats.from_cache += len(cached)
+        todo = [r for r in distinct if r not in answers]
+        groups: dict[Any, list[Request]] = defaultdict(list)
+        for request in todo:
+            groups[_group_key(request)].append(request)
+        with tqdm(total=len(todo), desc="requests", unit="req", disable=not self.progress or not todo) as bar:
+            for key, group in groups.items():
+                self.stats.by_kind[key[0]] = self.stats.by_kind.get(key[0], 0) + len(group)
+                for batch, batch_answers in self._answer_group(key[0], group):
+                    new = dict(zip(batch, batch_answers))
+                    answers.update(new)
+                    if self.cache is not None:
+                        self.cache.put_many(new)
+                    self.stats.answered += len(batch)
+                    bar.update(len(batch))
+        self.stats.token_budget = self.token_budget
+        self.memo.update(answers)
+        return answers
+
+    def _answer_group(self, kind: str, group: list[Request]):
+        lengths = {r: self.backend.request_length(r) for r in group}
+        ordered = sorted(group, key=lambda r: -lengths[r])
+        cursor = 0
+        while cursor < len(ordered):
+            batch = self._next_batch(ordered, cursor, lengths)
+            try:
+                batch_answers = self.backend.answer(kind, batch)
+            except Exception as error:
+                if self.batch_size != "auto" or not _is_out_of_memory(error) or len(batch) == 1:
+                    raise
+                self._back_off()
+                continue
+            self.stats.batches += 1
+            cursor += len(batch)
+            yield batch, batch_answers
+
+    def _next_batch(self, ordered: list[Request], cursor: int, lengths: dict[Request, int]) -> list[Request]:
+        if self.batch_size != "auto":
+            return ordered[cursor : cursor + int(self.batch_size)]
+        longest = max(lengths[ordered[cursor]], 1)
+        rows = max(1, min(self.token_budget // longest, MAX_ROWS_AUTO))
+        return ordered[cursor : cursor + rows]
+
+    def _back_off(self) -> None:
+        import torch
+
+        self.stats.oom_backoffs += 1
+        self.token_budget = max(1, self.token_budget // 2)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _group_key(request: Request) -> tuple:
+    if isinstance(request, Generate):
+        return (request.kind, request.max_new_tokens, request.stop)
+    return (request.kind,)

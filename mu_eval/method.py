@@ -1,0 +1,28 @@
+"""The unlearning-method interface: model, tokenizer, forget and retain data, configuration in; model out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mu_eval.task import UnlearningData
+
+
+class Method:
+    """Base class for unlearning methods. Subclasses set `name` and implement `unlearn`.
+
+    `kind` is "llm" for causal language models or "classifier" for MU-Bench style classifiers.
+    Options arrive from `--method-args k=v,...` as strings or from Python as values.
+    """
+
+    name: str = ""
+    kind: str = "llm"
+    description: str = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def unlearn(self, model: Any, tokenizer: Any, data: UnlearningData) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "options": dict(self.options)}

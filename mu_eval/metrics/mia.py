@@ -1,0 +1,114 @@
+"""Membership-inference scores, oriented so that higher = more likely a member (attacks-and-methods §1)."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from mu_eval.requests import ScoreResult
+
+MIN_VARIANCE = 1e-6
+
+
+def _token_count(k: float, total: int, guard: bool) -> int:
+    m = math.floor(k * total)
+    return max(1, m) if guard else m
+
+
+def loss_score(result: ScoreResult, include_eos: bool = False) -> float:
+    """LOSS: s = -NLL."""
+    return -result.nll(include_eos)
+
+
+def zlib_score(result: ScoreResult, text: str, include_eos: bool = False) -> float:
+    """Zlib: s = -NLL / len(zlib.compress(text))."""
+    return -result.nll(include_eos) / len(zlib.compress(text.encode("utf-8")))
+
+
+def min_k_score(result: ScoreResult, k: float = 0.2, include_eos: bool = False, guard: bool = True) -> float:
+    """Min-K%: mean of the m = floor(k*T) smallest token log-probs (m >= 1 unless `guard` is off)."""
+    values = sorted(result.logprobs[result.token_slice(include_eos)])
+    m = _token_count(k, len(values), guard)
+    if m == 0 or not values:
+        return math.nan
+    return float(np.mean(values[:m]))
+
+
+def min_k_plus_plus_score(result: ScoreResult, k: float = 0.2, include_eos: bool = False, guard: bool = True) -> float:
+    """Min-K%++: z_t = (l_t - mu_t) / sigma_t with sigma_t^2 clamped at 1e-6; mean of the m smallest z_t."""
+    window = result.token_slice(include_eos)
+    logprobs = np.asarray(result.logprobs[window], dtype=np.float64)
+    if logprobs.size == 0:
+        return math.nan
+    mean = np.asarray(result.expected_logprob[window], dtype=np.float64)
+    variance = np.maximum(np.asarray(result.logprob_variance[window], dtype=np.float64), MIN_VARIANCE)
+    z = np.sort((logprobs - mean) / np.sqrt(variance))
+    m = _token_count(k, z.size, guard)
+    if m == 0:
+        return math.nan
+    return float(z[:m].mean())
+
+
+def reference_score(result: ScoreResult, reference: ScoreResult, include_eos: bool = False) -> float:
+    """Reference attack: s = -(NLL_model - NLL_reference)."""
+    return -(result.nll(include_eos) - reference.nll(include_eos))
+
+
+def lowercase_score(result: ScoreResult, lowercase: ScoreResult, include_eos: bool = False) -> float:
+    """MUSE's PPL/lower: s = -NLL(x) / NLL(lower(x))."""
+    return -result.nll(include_eos) / lowercase.nll(include_eos)
+
+
+def _clean(members: Sequence[float], nonmembers: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int]:
+    m = np.asarray(members, dtype=np.float64)
+    h = np.asarray(nonmembers, dtype=np.float64)
+    dropped = int((~np.isfinite(m)).sum() + (~np.isfinite(h)).sum())
+    return m[np.isfinite(m)], h[np.isfinite(h)], dropped
+
+
+def auc(members: Sequence[float], nonmembers: Sequence[float]) -> float:
+    """ROC AUC with members (forget set) as the positive class: P(s_member > s_nonmember) + ties/2."""
+    from sklearn.metrics import roc_auc_score
+
+    m, h, _ = _clean(members, nonmembers)
+    if m.size == 0 or h.size == 0:
+        return math.nan
+    labels = np.concatenate([np.ones(m.size), np.zeros(h.size)])
+    return float(roc_auc_score(labels, np.concatenate([m, h])))
+
+
+def mia_summary(members: Sequence[float], nonmembers: Sequence[float]) -> dict[str, float | int]:
+    """AUC, TPR at 1% and 5% FPR, and best balanced accuracy, members positive; NaN scores are counted."""
+    from sklearn.metrics import roc_curve
+
+    m, h, dropped = _clean(members, nonmembers)
+    summary: dict[str, float | int] = {"auc": auc(m, h), "n_members": int(m.size), "n_nonmembers": int(h.size),
+                                       "n_dropped_nan": dropped}
+    if m.size == 0 or h.size == 0:
+        summary.update({"tpr_at_1_fpr": math.nan, "tpr_at_5_fpr": math.nan, "balanced_accuracy": math.nan})
+        return summary
+    labels = np.concatenate([np.ones(m.size), np.zeros(h.size)])
+    fpr, tpr, _ = roc_curve(labels, np.concatenate([m, h]))
+    summary["tpr_at_1_fpr"] = float(tpr[fpr <= 0.01].max()) if (fpr <= 0.01).any() else 0.0
+    summary["tpr_at_5_fpr"] = float(tpr[fpr <= 0.05].max()) if (fpr <= 0.05).any() else 0.0
+    summary["balanced_accuracy"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
+    return summary
+
+
+def auc_from_muse(auc_muse: float) -> float:
+    """MUSE labels forget 0 and feeds -(loss-like score): its AUC is 1 - ours."""
+    return 1.0 - auc_muse
+
+
+def auc_to_muse(value: float) -> float:
+    return 1.0 - value
+
+
+def privleak(auc_unlearned: float, auc_reference: float) -> float | None:
+    """PrivLeak = (AUC_ref - AUC_unl) / (1 - AUC_ref) x 100, in this project's orientation; None if undefined."""
+    if not (math.isfinite(auc_unlearned) and math.isfinite(auc_reference)) or 1.0 - auc_reference < 1e-10:
+        return None
+    return (auc_reference - auc_unlearned) / (1.0 - auc_reference) * 100.0

@@ -1,0 +1,143 @@
+"""The registry of everything plugins provide, filled once per process from the `mu_eval` entry points."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from mu_eval.plugins import hookspecs
+from mu_eval.plugins.hookspecs import HOOK_KINDS, PROJECT_NAME
+
+ENTRY_POINT_GROUP = "mu_eval"
+
+
+class DuplicateNameError(Exception):
+    """Two plugins registered the same name for the same kind."""
+
+
+class UnknownNameError(KeyError):
+    """A task, method, attack, metric or backend name that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        listing = f"; known: {', '.join(sorted(known))}" if not close and known else ""
+        self.message = f"unknown {kind[:-1]} {name!r}{hint}{listing}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    plugin: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str | None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Registry:
+    """Names to objects per kind, with the plugin that registered each."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in HOOK_KINDS.values()}
+        self.plugins: dict[str, PluginInfo] = {}
+        self.manager = pluggy.PluginManager(PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+
+    # -- loading -------------------------------------------------------------------------------------------
+    def load_entry_points(self) -> None:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            distribution = entry_point.dist.name if entry_point.dist else None
+            try:
+                module = entry_point.load()
+            except Exception as error:  # a broken plugin must not take the others down
+                self.plugins[entry_point.name] = PluginInfo(entry_point.name, distribution, error=repr(error))
+                warnings.warn(
+                    f"mu-eval plugin {entry_point.name!r} (from {distribution or 'unknown distribution'}) "
+                    f"failed to load and was skipped: {type(error).__name__}: {error}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            self.add_plugin(module, entry_point.name, distribution)
+
+    def add_plugin(self, module: Any, name: str, distribution: str | None = None) -> None:
+        """Register one plugin object (a module or instance with hook implementations)."""
+        info = PluginInfo(name, distribution)
+        self.plugins[name] = info
+        self.manager.register(module, name=name)
+        for hook_name, kind in HOOK_KINDS.items():
+            caller = self.manager.subset_hook_caller(hook_name, remove_plugins=[
+                p for p in self.manager.get_plugins() if p is not module
+            ])
+            caller(register=self._register_callback(kind, name))
+
+    def _register_callback(self, kind: str, plugin: str) -> Callable[..., None]:
+        def register(obj: Any, name: str | None = None, **extra: Any) -> None:
+            entry_name = name or getattr(obj, "name", None)
+            if not entry_name:
+                raise ValueError(f"plugin {plugin!r} registered a {kind[:-1]} without a name: {obj!r}")
+            existing = self.entries[kind].get(entry_name)
+            if existing is not None:
+                raise DuplicateNameError(
+                    f"{kind[:-1]} {entry_name!r} is registered by both plugin {existing.plugin!r} "
+                    f"and plugin {plugin!r}"
+                )
+            self.entries[kind][entry_name] = Entry(entry_name, obj, plugin, extra)
+            self.plugins[plugin].registered.setdefault(kind, []).append(entry_name)
+
+        return register
+
+    # -- lookup --------------------------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> Entry:
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            raise UnknownNameError(kind, name, list(self.entries[kind])) from None
+
+    def task(self, name: str, **options: Any) -> Any:
+        return self.get("tasks", name).obj(**options)
+
+    def method(self, name: str) -> Any:
+        return self.get("methods", name).obj
+
+    def attack(self, name: str) -> Any:
+        return self.get("attacks", name).obj
+
+    def backend(self, name: str) -> Any:
+        return self.get("backends", name).obj
+
+    def metric(self, name: str) -> Entry:
+        return self.get("metrics", name)
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """The process-wide registry, loaded from entry points on first use."""
+    global _REGISTRY
+    if _REGISTRY is None or reload:
+        registry = Registry()
+        registry.load_entry_points()
+        _REGISTRY = registry
+    return _REGISTRY

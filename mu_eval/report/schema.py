@@ -1,0 +1,86 @@
+"""The report schema, version 1, and its validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+REQUIRED_TOP_LEVEL = {
+    "schema_version": int,
+    "mu_eval_version": str,
+    "created": str,
+    "config": dict,
+    "model": dict,
+    "tasks": dict,
+    "timings": dict,
+    "versions": dict,
+}
+REQUIRED_MODEL = ("model", "revision", "weights_sha256", "dtype", "adapter", "backend")
+REQUIRED_METRIC = ("value", "n", "higher_is_better")
+
+
+class ReportError(ValueError):
+    """A report file does not follow the schema; the message names the path within the report."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ReportError(message)
+
+
+def validate_report(data: Any) -> None:
+    """Raise ReportError at the first place where `data` departs from the schema."""
+    _check(isinstance(data, dict), "report: expected a JSON object")
+    for key, kind in REQUIRED_TOP_LEVEL.items():
+        _check(key in data, f"report: missing {key!r}")
+        _check(isinstance(data[key], kind), f"report.{key}: expected {kind.__name__}")
+    _check(
+        data["schema_version"] == SCHEMA_VERSION,
+        f"report.schema_version: {data['schema_version']} is not supported (this mu-eval reads {SCHEMA_VERSION})",
+    )
+    for key in REQUIRED_MODEL:
+        _check(key in data["model"], f"report.model: missing {key!r}")
+    for task_name, task in data["tasks"].items():
+        where = f"report.tasks.{task_name}"
+        _check(isinstance(task, dict), f"{where}: expected an object")
+        _check(isinstance(task.get("metrics"), dict), f"{where}.metrics: expected an object")
+        _check(isinstance(task.get("items", {}), dict), f"{where}.items: expected an object")
+        for metric_name, metric in task["metrics"].items():
+            _validate_metric(metric, f"{where}.metrics.{metric_name}")
+    for section in ("attacks", "method"):
+        if data.get(section) is not None:
+            _check(isinstance(data[section], dict), f"report.{section}: expected an object")
+
+
+def _validate_metric(metric: Any, where: str) -> None:
+    _check(isinstance(metric, dict), f"{where}: expected an object")
+    for key in REQUIRED_METRIC:
+        _check(key in metric, f"{where}: missing {key!r}")
+    value = metric["value"]
+    _check(value is None or isinstance(value, int | float), f"{where}.value: expected a number or null")
+    _check(isinstance(metric["n"], int), f"{where}.n: expected an integer")
+    _check(metric["higher_is_better"] in (True, False, None), f"{where}.higher_is_better: expected a boolean or null")
+    if value is None:
+        _check(bool(metric.get("reason")), f"{where}: a null value needs a reason")
+
+
+@dataclass
+class Report:
+    """A validated report, with the raw dictionary in `data`."""
+
+    data: dict[str, Any]
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        return self.data["tasks"]
+
+    def metric(self, task: str, name: str) -> float | None:
+        return self.data["tasks"][task]["metrics"][name]["value"]
+
+    def items(self, task: str) -> dict[str, list]:
+        return self.data["tasks"][task].get("items", {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]

@@ -1,0 +1,89 @@
+"""Runs an evaluation for the CLI: turns user errors into one-line messages and prints a summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mu_eval.attack import AttackError
+from mu_eval.backends.base import BackendError
+from mu_eval.data import DataError
+from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
+from mu_eval.report import Report, ReportError
+
+USER_ERRORS = (BackendError, DataError, ReportError, AttackError, UnknownNameError, DuplicateNameError)
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_table(report: Report) -> str:
+    """One line per task metric: task, metric, value, n, direction."""
+    rows = [("task", "metric", "value", "n", "better")]
+    for task_name, task in report.tasks.items():
+        for metric_name, metric in task["metrics"].items():
+            direction = {True: "higher", False: "lower", None: "-"}[metric["higher_is_better"]]
+            value = format_value(metric["value"])
+            if metric["value"] is None and metric.get("reason"):
+                value = f"null ({metric['reason']})"
+            rows.append((task_name, metric_name, value, str(metric["n"]), direction))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
+    return "\n".join(lines)
+
+
+def run_from_cli(
+    args: argparse.Namespace,
+    model_args: dict[str, str],
+    task_args: dict[str, str],
+    attack_args: dict[str, str],
+    method_args: dict[str, str],
+) -> int:
+    from mu_eval.api import evaluate
+    from mu_eval.plugins import get_registry
+
+    registry = get_registry()
+    try:
+        for name in args.tasks:
+            registry.get("tasks", name)
+        for name in args.attacks:
+            registry.get("attacks", name)
+        if args.method:
+            registry.get("methods", args.method)
+        report = evaluate(
+            args.model,
+            args.tasks,
+            task_options={name: dict(task_args) for name in args.tasks},
+            attacks=args.attacks,
+            attack_options={name: dict(attack_args) for name in args.attacks},
+            method=args.method,
+            method_options=method_args,
+            save_model=args.save_model,
+            backend=args.backend,
+            model_args=model_args,
+            device=args.device,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            reference=args.reference,
+            output_path=args.output_path,
+            log_samples=args.log_samples,
+            use_cache=False if args.no_cache else None,
+            cache_dir=args.cache_dir,
+            use_chat_template=not args.no_chat_template,
+            progress=not args.quiet,
+        )
+    except USER_ERRORS as error:
+        print(f"mu-eval: error: {error}", file=sys.stderr)
+        return 2
+    print(summary_table(report))
+    if args.output_path:
+        print(f"report written to {args.output_path}")
+    return 0

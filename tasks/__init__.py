@@ -1,0 +1,1 @@
+"""Built-in tasks, one folder per benchmark family; installed as `mu_eval.tasks`."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: offline settings, a tiny checkpoint saved to disk, the path to shared benchmark data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own answer cache, so no test sees another's answers."""
+    monkeypatch.setenv("MU_EVAL_CACHE_DIR", str(tmp_path_factory.mktemp("answer-cache")))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("shared benchmark data (../shared/data) is not available")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A random tiny Llama and a BPE tokenizer trained on support texts, saved like a real checkpoint."""
+    from support import TRAINING_TEXTS
+
+    from mu_eval.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", TRAINING_TEXTS, seed=0, vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_checkpoint(tmp_path_factory) -> Path:
+    """Same architecture and tokenizer data, other random weights."""
+    from support import TRAINING_TEXTS
+
+    from mu_eval.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny2") / "model", TRAINING_TEXTS, seed=1, vocab_size=600)
