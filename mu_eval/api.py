@@ -140,6 +140,7 @@ def evaluate(
                 seed=seed,
                 reference=reference_data,
                 options=dict(task.options),
+                truncate_tokens=the_backend.truncate_to_tokens if the_backend.tokenizer is not None else None,
             )
             for name, task in task_instances.items()
         }

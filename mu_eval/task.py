@@ -77,6 +77,9 @@ class TaskContext:
     seed: int = 1234
     reference: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: `truncate_tokens(text, n)`: `text` cut to its first n tokens of the model's tokenizer (special tokens
+    #: added and counted, decoded without them); None when the backend cannot tokenize.
+    truncate_tokens: Callable[[str, int], str] | None = None
 
     def reference_items(self, task_name: str) -> dict[str, list] | None:
         """Per-item arrays of the same task in the reference report, or None when there is none."""

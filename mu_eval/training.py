@@ -6,6 +6,7 @@ by offsets, EOS appended), so a model trained here is evaluated on the same toke
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ class Batch:
         return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
 
 
-def encode_examples(tokenizer: Any, examples: Sequence[TextExample], max_length: int | None = None) -> list[Any]:
+def encode_examples(
+    tokenizer: Any, examples: Sequence[TextExample], max_length: int | None = None
+) -> list[Any]:
     return [encode_score(tokenizer, e.prompt, e.answer, True, max_length) for e in examples]
 
 
@@ -61,15 +64,28 @@ def batches(encoded: Sequence[Any], batch_size: int, seed: int) -> Iterator[Batc
             yield collate([encoded[i] for i in order[begin : begin + batch_size]])
 
 
-def token_logprobs(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log p(label) [B, T-1] and the mask of labelled positions, from one forward pass."""
+def answer_logits(model: Any, batch: Batch) -> torch.Tensor:
+    """Float32 logits at the positions predicting tokens 1..T-1 [B, T-1, V], aligned with `labels[:, 1:]`."""
     output = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    logits = output.logits[:, :-1].float()
+    return output.logits[:, :-1].float()
+
+
+def answer_mask(batch: Batch) -> torch.Tensor:
+    """Positions of `answer_logits` whose next token is an answer token (never prompt or padding)."""
+    return batch.labels[:, 1:] != IGNORE_INDEX
+
+
+def logprobs_from_logits(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log p(label) [B, T-1], zero outside the answer, and the answer mask."""
     labels = batch.labels[:, 1:]
     mask = labels != IGNORE_INDEX
-    safe = labels.clamp(min=0)
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, safe[..., None]).squeeze(-1)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
     return logp * mask, mask
+
+
+def token_logprobs(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log p(label) [B, T-1] and the mask of labelled positions, from one forward pass."""
+    return logprobs_from_logits(answer_logits(model, batch), batch)
 
 
 def sequence_logprob(model: Any, batch: Batch) -> torch.Tensor:
@@ -84,6 +100,82 @@ def nll_loss(model: Any, batch: Batch) -> torch.Tensor:
     return -(logp.sum() / mask.sum().clamp(min=1))
 
 
+def kl_to_reference(logits: torch.Tensor, reference_logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean over answer tokens of KL(p_ref || p_theta), both from log-softmax (MUSE's KLR fed raw logits)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    ref_logp = torch.log_softmax(reference_logits.float(), dim=-1)
+    per_token = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    mask = answer_mask(batch)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+def paired_batches(
+    forget: Sequence[Any], retain: Sequence[Any], batch_size: int, seed: int
+) -> Iterator[tuple[Batch, Batch | None]]:
+    """Endless (forget batch, retain batch) pairs, each stream shuffled on its own; None when no retain."""
+    forget_stream = batches(forget, batch_size, seed)
+    retain_stream = batches(retain, batch_size, seed + 1) if retain else None
+    while True:
+        yield next(forget_stream), (next(retain_stream) if retain_stream is not None else None)
+
+
+def frozen_copy(model: Any) -> Any:
+    """A deep copy in eval mode with gradients off: the model before unlearning, for reference terms."""
+    copied = copy.deepcopy(model).eval()
+    copied.requires_grad_(False)
+    return copied
+
+
+def is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(model, PeftModel)
+
+
+class Reference:
+    """Logits of the model as it was before unlearning (NPO, DPO, KL and UNDIAL terms).
+
+    A peft-wrapped model serves as its own reference with its adapters disabled, so LoRA runs keep one
+    copy of the weights in memory; otherwise a frozen deep copy is made once.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.shared = is_peft_model(model)
+        self.model = model if self.shared else frozen_copy(model)
+
+    @torch.no_grad()
+    def logits(self, batch: Batch) -> torch.Tensor:
+        if not self.shared:
+            return answer_logits(self.model, batch)
+        was_training = self.model.training
+        self.model.eval()  # no dropout in the reference's answers
+        try:
+            with self.model.disable_adapter():
+                return answer_logits(self.model, batch)
+        finally:
+            self.model.train(was_training)
+
+
+def add_lora(
+    model: Any, r: int, alpha: float, dropout: float = 0.0, targets: Sequence[str] | None = None
+) -> Any:
+    """Wrap `model` with fresh LoRA adapters (peft); only the adapters are trainable afterwards."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets) if targets else None,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def merge_lora(model: Any) -> Any:
+    """Fold the adapters into the base weights and return the plain transformers model."""
+    return model.merge_and_unload()
+
+
 @dataclass
 class TrainConfig:
     steps: int = 100
@@ -95,6 +187,8 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     description: str = "training"
+    #: Micro-batches whose gradients are summed into one optimizer step (`loss_fn` is called this often).
+    grad_accum_steps: int = 1
 
 
 def train(
@@ -113,19 +207,25 @@ def train(
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(config.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
     losses: list[float] = []
+    accumulate = max(config.grad_accum_steps, 1)
     model.train()
     try:
         for step in tqdm(range(config.steps), desc=config.description, disable=not config.progress):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(step)
-            loss.backward()
+            parts = []
+            for _ in range(accumulate):
+                micro = loss_fn(step) / accumulate
+                micro.backward()
+                parts.append(micro.detach())
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(torch.stack(parts).sum()))
             if on_step is not None:
                 on_step(step, losses[-1])
     finally:
@@ -134,7 +234,9 @@ def train(
     return losses
 
 
-def fine_tune(model: Any, tokenizer: Any, examples: Sequence[TextExample], config: TrainConfig) -> list[float]:
+def fine_tune(
+    model: Any, tokenizer: Any, examples: Sequence[TextExample], config: TrainConfig
+) -> list[float]:
     """Supervised fine-tuning on answer tokens (the demo's training, relearning, task vectors)."""
     device = next(model.parameters()).device
     stream = batches(encode_examples(tokenizer, examples), config.batch_size, config.seed)

@@ -53,3 +53,17 @@ class QATask(mu_eval.Task):
             items={"probability": probabilities, "nll": [s.nll() for s in scores]},
             samples=[{"generation": g.text, "choice": c.choice} for g, c in zip(generations, choices)],
         )
+
+
+def register_support_task() -> str:
+    """Register QATask in the process-wide registry (once), as a plugin would, and return its name."""
+    import types
+
+    from mu_eval.plugins import get_registry
+
+    registry = get_registry()
+    if QATask.name not in registry.entries["tasks"]:
+        module = types.ModuleType("support_plugin")
+        module.register_tasks = mu_eval.hookimpl(lambda register: register(QATask))
+        registry.add_plugin(module, "support_plugin")
+    return QATask.name

@@ -57,6 +57,14 @@ class Backend:
         """Formats one user turn, ready for the assistant's answer."""
         return lambda question: PLAIN_PROMPT.format(question=question)
 
+    def truncate_to_tokens(self, text: str, max_tokens: int) -> str:
+        """`text` cut to its first `max_tokens` tokens, counting the special tokens the tokenizer adds (BOS),
+        decoded without them: how MUSE cuts its VerbMem gold to the generation length."""
+        if self.tokenizer is None:
+            raise NotImplementedError(f"backend {self.name!r} has no tokenizer to cut texts by tokens")
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"][:max_tokens]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
     def answer(self, kind: str, requests: list[Any]) -> list[Any]:
         if kind == "score":
             return self.score(requests)

@@ -63,7 +63,8 @@ def greedy_generate(
     for tokens in new_tokens:
         kept = []
         for token in tokens:
-            if token in eos_ids:
+            # rows that stopped early are filled with padding until the whole batch stops
+            if token in eos_ids or token == pad_id:
                 break
             kept.append(token)
         text = tokenizer.decode(kept, skip_special_tokens=True)

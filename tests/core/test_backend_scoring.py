@@ -1,0 +1,109 @@
+"""The HF backend's Score answers, checked against an independent computation and across batch shapes."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from mu_eval.backends.hf import HFBackend
+from mu_eval.requests import Score
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_checkpoint):
+    return HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
+
+
+def mixed_requests(count: int, seed: int = 0) -> list[Score]:
+    words = "the quick brown fox jumps over lazy dog Paris capital France honey bees spider legs".split()
+    rng = random.Random(seed)
+    requests = []
+    for index in range(count):
+        context = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        continuation = " " + " ".join(rng.choice(words) for _ in range(rng.randint(1, 25)))
+        requests.append(Score(context, continuation, append_eos=index % 2 == 0))
+    return requests
+
+
+def reference_statistics(model, tokenizer, context: str, continuation: str, append_eos: bool):
+    """Independent path: tokenise the joint text, find continuation tokens by decoding prefixes, full softmax."""
+    ids = tokenizer(context + continuation)["input_ids"]
+    context_ids = tokenizer(context)["input_ids"]
+    # continuation tokens: those past the longest prefix whose decoded text fits inside the context
+    start = len(context_ids)
+    while start > 1 and ids[:start] != context_ids[:start]:
+        start -= 1
+    if append_eos:
+        ids = ids + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].double()
+    logp = torch.log_softmax(logits, -1)
+    rows = []
+    for position in range(start, len(ids)):
+        dist = logp[position - 1]
+        target = ids[position]
+        mean = float((dist.exp() * dist).sum())
+        var = float((dist.exp() * dist * dist).sum()) - mean**2
+        rows.append((float(dist[target]), int(dist.argmax()) == target, mean, var))
+    return rows
+
+
+def test_score_matches_independent_full_softmax(backend):
+    requests = [
+        Score("Question: Who wrote Hamlet?\nAnswer:", " William Shakespeare wrote Hamlet.", append_eos=True),
+        Score("The sky is", " blue on a clear day."),
+    ]
+    answers = backend.score(requests)
+    for request, answer in zip(requests, answers):
+        expected = reference_statistics(
+            backend.torch_model, backend.tokenizer, request.context, request.continuation, request.append_eos
+        )
+        assert len(answer.logprobs) == len(expected)
+        for got, (logprob, greedy, mean, var) in zip(
+            zip(answer.logprobs, answer.greedy, answer.expected_logprob, answer.logprob_variance), expected
+        ):
+            assert got[0] == pytest.approx(logprob, abs=1e-4)
+            assert got[1] == greedy
+            assert got[2] == pytest.approx(mean, abs=1e-4)
+            assert got[3] == pytest.approx(var, abs=1e-3)
+        assert answer.eos_appended == request.append_eos
+
+
+def test_continuation_found_by_offsets_covers_every_character(backend):
+    tokenizer = backend.tokenizer
+    context, continuation = "Answer: Par", "is is the capital"
+    answer = backend.score([Score(context, continuation)])[0]
+    ids = tokenizer(context + continuation, return_offsets_mapping=True)
+    covering = [i for i, (_, end) in enumerate(ids["offset_mapping"]) if end > len(context)]
+    assert len(answer.logprobs) == len(covering) > 0
+    decoded = tokenizer.decode(ids["input_ids"][covering[0] :])
+    assert decoded.endswith(continuation) and continuation in decoded
+
+
+def test_eos_is_flagged_and_excluded_from_token_metrics(backend):
+    with_eos, without = backend.score([Score("The sky is", " blue.", True), Score("The sky is", " blue.", False)])
+    assert with_eos.logprobs[:-1] == pytest.approx(without.logprobs, abs=1e-5)
+    assert with_eos.num_tokens(include_eos=False) == without.num_tokens() == len(with_eos.logprobs) - 1
+    assert with_eos.nll(include_eos=False) == pytest.approx(without.nll(), abs=1e-5)
+
+
+def test_empty_context_scores_every_token_after_bos(backend):
+    text = "The quick brown fox"
+    answer = backend.score([Score("", text)])[0]
+    ids = backend.tokenizer(text)["input_ids"]
+    assert ids[0] == backend.tokenizer.bos_token_id
+    assert len(answer.logprobs) == len(ids) - 1
+
+
+def test_sixty_four_mixed_requests_same_in_one_batch_and_one_at_a_time(backend):
+    requests = mixed_requests(64)
+    batched = backend.score(requests)
+    for request, together in zip(requests, batched):
+        alone = backend.score([request])[0]
+        assert len(alone.logprobs) == len(together.logprobs)
+        for a, b in zip(alone.logprobs + alone.expected_logprob, together.logprobs + together.expected_logprob):
+            assert math.isclose(a, b, abs_tol=1e-5)
+        assert alone.greedy == together.greedy

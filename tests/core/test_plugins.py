@@ -1,0 +1,134 @@
+"""Hook specs, name collisions and broken plugins, through real registries and real pip installs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import mu_eval
+from mu_eval.plugins.registry import DuplicateNameError, Registry, UnknownNameError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def plugin_module(name: str, **hooks) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, mu_eval.hookimpl(function))
+    return module
+
+
+class DummyTask(mu_eval.Task):
+    name = "dummy_task"
+
+
+class DummyMethod(mu_eval.Method):
+    name = "dummy_method"
+
+
+class DummyAttack(mu_eval.Attack):
+    name = "dummy_attack"
+
+
+class DummyBackend:
+    name = "dummy_backend"
+
+
+@pytest.mark.parametrize(
+    ("hook", "kind", "obj", "name"),
+    [
+        ("register_tasks", "tasks", DummyTask, "dummy_task"),
+        ("register_methods", "methods", DummyMethod, "dummy_method"),
+        ("register_attacks", "attacks", DummyAttack, "dummy_attack"),
+        ("register_backends", "backends", DummyBackend, "dummy_backend"),
+    ],
+)
+def test_each_hook_registers_under_its_kind(hook, kind, obj, name):
+    registry = Registry()
+    registry.add_plugin(plugin_module("p", **{hook: lambda register: register(obj)}), "p")
+    entry = registry.get(kind, name)
+    assert entry.obj is obj and entry.plugin == "p"
+    assert registry.plugins["p"].registered == {kind: [name]}
+
+
+def test_register_metrics_keeps_extra_fields():
+    registry = Registry()
+    registry.add_plugin(plugin_module("m", register_metrics=lambda register: register(len, name="count",
+                                                                                       higher_is_better=True)), "m")
+    entry = registry.metric("count")
+    assert entry.obj is len and entry.extra == {"higher_is_better": True}
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both():
+    registry = Registry()
+    registry.add_plugin(plugin_module("a", register_tasks=lambda register: register(DummyTask)), "first_plugin")
+    with pytest.raises(DuplicateNameError) as error:
+        registry.add_plugin(plugin_module("b", register_tasks=lambda register: register(DummyTask)), "second_plugin")
+    assert "first_plugin" in str(error.value) and "second_plugin" in str(error.value)
+    assert "dummy_task" in str(error.value)
+
+
+def test_unknown_name_lists_the_closest_names():
+    registry = Registry()
+    registry.add_plugin(plugin_module("a", register_tasks=lambda register: register(DummyTask)), "a")
+    with pytest.raises(UnknownNameError) as error:
+        registry.get("tasks", "dumy_task")
+    assert "dummy_task" in str(error.value)
+
+
+def pip_install_target(source: Path, target: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
+         str(target), str(source)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def run_cli(args: list[str], extra_path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(extra_path))
+    return subprocess.run([sys.executable, "-m", "mu_eval.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd)
+
+
+@pytest.mark.slow
+def test_example_plugin_installed_with_pip_shows_its_task_and_metric(tmp_path, tiny_checkpoint):
+    target = tmp_path / "site"
+    pip_install_target(PROJECT_ROOT / "plugins" / "mu-eval-example", target)
+    listing = run_cli(["list", "plugins"], target, tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    line = next(row for row in listing.stdout.splitlines() if row.startswith("example"))
+    assert "example_capitals" in line and "example_mean_probability" in line and "mu-eval-example" in line
+    run = run_cli(["--model", str(tiny_checkpoint), "--tasks", "example_capitals", "--output-path",
+                   str(tmp_path / "out"), "--quiet"], target, tmp_path)
+    assert run.returncode == 0, run.stderr
+    report = mu_eval.load_report(tmp_path / "out")
+    nlls = report.items("example_capitals")["nll"]
+    import math
+
+    expected = sum(math.exp(-x) for x in nlls) / len(nlls)
+    assert report.metric("example_capitals", "mean_probability") == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_plugin_that_raises_on_import_is_named_and_the_rest_still_load(tmp_path):
+    source = tmp_path / "broken"
+    (source / "broken_plugin").mkdir(parents=True)
+    (source / "broken_plugin" / "__init__.py").write_text("raise RuntimeError('deliberately broken')\n")
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "broken-plugin"\nversion = "0.0.1"\n'
+        '[project.entry-points.mu_eval]\nbroken = "broken_plugin"\n'
+        '[tool.setuptools]\npackages = ["broken_plugin"]\n'
+    )
+    target = tmp_path / "site"
+    pip_install_target(source, target)
+    result = run_cli(["list", "plugins"], target, tmp_path)
+    assert result.returncode == 0
+    assert "broken" in result.stderr and "deliberately broken" in result.stderr
+    assert "backends (mu-eval): backends: hf" in result.stdout
