@@ -52,8 +52,10 @@ def collate(encoded: Sequence[Any]) -> Batch:
     return Batch(input_ids, attention_mask, labels)
 
 
-def batches(encoded: Sequence[Any], batch_size: int, seed: int) -> Iterator[Batch]:
-    """Endless shuffled batches (a new permutation each epoch, seeded)."""
+def batches(
+    encoded: Sequence[Any], batch_size: int, seed: int, collate_fn: Callable[[Sequence[Any]], Any] = collate
+) -> Iterator[Batch]:
+    """Endless shuffled batches (a new permutation each epoch, seeded); `collate_fn` builds each batch."""
     if not encoded:
         raise ValueError("no training examples")
     generator = random.Random(seed)
@@ -61,7 +63,7 @@ def batches(encoded: Sequence[Any], batch_size: int, seed: int) -> Iterator[Batc
         order = list(range(len(encoded)))
         generator.shuffle(order)
         for begin in range(0, len(order), batch_size):
-            yield collate([encoded[i] for i in order[begin : begin + batch_size]])
+            yield collate_fn([encoded[i] for i in order[begin : begin + batch_size]])
 
 
 def answer_logits(model: Any, batch: Batch) -> torch.Tensor:
@@ -110,10 +112,14 @@ def kl_to_reference(logits: torch.Tensor, reference_logits: torch.Tensor, batch:
 
 
 def paired_batches(
-    forget: Sequence[Any], retain: Sequence[Any], batch_size: int, seed: int
-) -> Iterator[tuple[Batch, Batch | None]]:
+    forget: Sequence[Any],
+    retain: Sequence[Any],
+    batch_size: int,
+    seed: int,
+    collate_forget: Callable[[Sequence[Any]], Any] = collate,
+) -> Iterator[tuple[Any, Batch | None]]:
     """Endless (forget batch, retain batch) pairs, each stream shuffled on its own; None when no retain."""
-    forget_stream = batches(forget, batch_size, seed)
+    forget_stream = batches(forget, batch_size, seed, collate_forget)
     retain_stream = batches(retain, batch_size, seed + 1) if retain else None
     while True:
         yield next(forget_stream), (next(retain_stream) if retain_stream is not None else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,10 +60,6 @@ def parse_key_values(text: str | None) -> dict[str, str]:
         key, value = item.split("=", 1)
         pairs[key.strip()] = value.strip()
     return pairs
-
-
-def looks_like_local_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 2)[-1] or Path(model).exists()
 
 
 def resolve_dtype(name: str, device: str) -> Any:

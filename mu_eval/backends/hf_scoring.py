@@ -47,17 +47,30 @@ def token_statistics(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return torch.cat(out, dim=0)
 
 
+def _logit_postprocessing(config: Any) -> bool:
+    """Models whose logits are more than `lm_head(hidden)` (soft-capping, scaling) take the full path."""
+    return bool(getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None))
+
+
+def selected_logits(model: Any, inputs: dict[str, torch.Tensor], rows: torch.Tensor, positions: torch.Tensor):
+    """Logits at (row, position) pairs only: the output head runs on the selected hidden states.
+
+    Scoring needs the distribution at continuation positions alone; skipping the head elsewhere saves its
+    FLOPs and the [batch, length, vocabulary] tensor. Architectures where that is not exact fall back to
+    the full forward pass.
+    """
+    unwrapped = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft injects in place
+    head = unwrapped.get_output_embeddings()
+    base = getattr(unwrapped, getattr(unwrapped, "base_model_prefix", ""), None)
+    base_has_head = base is None or base is unwrapped or getattr(base, "get_output_embeddings", lambda: None)()
+    if head is None or base_has_head or _logit_postprocessing(unwrapped.config):
+        return model(**inputs).logits[rows, positions]
+    hidden = base(**inputs).last_hidden_state
+    return head(hidden[rows, positions])
+
+
 @torch.no_grad()
 def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[ScoreResult]:
-    input_ids, attention_mask = pad_right([e.input_ids for e in encoded])
-    width = input_ids.shape[1]
-    position_ids = torch.arange(width)[None, :].expand_as(input_ids)
-    output = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        position_ids=position_ids.to(device),
-    )
-    logits = output.logits
     rows, positions, targets = [], [], []
     for row, item in enumerate(encoded):
         count = len(item.input_ids) - item.start
@@ -66,9 +79,17 @@ def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[Sc
         targets.extend(item.input_ids[item.start :])
     if not rows:
         return [_result([], item.eos_appended) for item in encoded]
-    logits_device = logits.device
-    selected = logits[torch.tensor(rows, device=logits_device), torch.tensor(positions, device=logits_device)]
-    stats = token_statistics(selected, torch.tensor(targets, device=logits_device)).cpu().tolist()
+    input_ids, attention_mask = pad_right([e.input_ids for e in encoded])
+    position_ids = torch.arange(input_ids.shape[1])[None, :].expand_as(input_ids)
+    inputs = {
+        "input_ids": input_ids.to(device),
+        "attention_mask": attention_mask.to(device),
+        "position_ids": position_ids.to(device),
+    }
+    logits = selected_logits(
+        model, inputs, torch.tensor(rows, device=device), torch.tensor(positions, device=device)
+    )
+    stats = token_statistics(logits, torch.tensor(targets, device=logits.device)).cpu().tolist()
     results, cursor = [], 0
     for item in encoded:
         count = len(item.input_ids) - item.start

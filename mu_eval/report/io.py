@@ -30,7 +30,9 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def write_report(data: dict[str, Any], output_path: str | os.PathLike, samples: dict[str, list[dict]] | None = None) -> Path:
+def write_report(
+    data: dict[str, Any], output_path: str | os.PathLike, samples: dict[str, list[dict]] | None = None
+) -> Path:
     """Validate and write `data` to `output_path` (a folder, or a path ending in .json), atomically.
 
     Samples go to `samples_<task>.jsonl` beside the report, each written atomically too.

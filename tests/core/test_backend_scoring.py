@@ -107,3 +107,39 @@ def test_sixty_four_mixed_requests_same_in_one_batch_and_one_at_a_time(backend):
         for a, b in zip(alone.logprobs + alone.expected_logprob, together.logprobs + together.expected_logprob):
             assert math.isclose(a, b, abs_tol=1e-5)
         assert alone.greedy == together.greedy
+
+
+def test_head_on_selected_positions_equals_full_logits(backend):
+    from mu_eval.backends.hf_scoring import pad_right, selected_logits
+
+    model = backend.torch_model
+    input_ids, attention_mask = pad_right([(1, 5, 9, 13, 17), (1, 4, 8)])
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    rows, positions = torch.tensor([0, 0, 1]), torch.tensor([1, 3, 1])
+    with torch.no_grad():
+        fast = selected_logits(model, inputs, rows, positions)
+        full = model(**inputs).logits[rows, positions]
+    assert torch.allclose(fast, full, atol=1e-5)
+
+
+def test_peft_adapter_is_applied_when_scoring(tiny_checkpoint, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    plain = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
+    adapted = get_peft_model(plain.torch_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                           init_lora_weights=False))
+    adapted.save_pretrained(tmp_path / "adapter")
+    request = Score("The sky is", " blue on a clear day.")
+    with_adapter = HFBackend.from_pretrained(str(tiny_checkpoint), {"peft": str(tmp_path / "adapter")}, "cpu")
+    without = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
+    answer = with_adapter.score([request])[0]
+    baseline = without.score([request])[0]
+    assert abs(answer.nll() - baseline.nll()) > 1e-4
+    with torch.no_grad():
+        ids = with_adapter.tokenizer("The sky is blue on a clear day.", return_tensors="pt")["input_ids"]
+        logp = torch.log_softmax(with_adapter.torch_model(input_ids=ids).logits[0].float(), -1)
+    start = len(answer.logprobs)
+    expected = [float(logp[p - 1, ids[0, p]]) for p in range(ids.shape[1] - start, ids.shape[1])]
+    assert list(answer.logprobs) == pytest.approx(expected, abs=1e-5)
+    assert with_adapter.identity()["adapter"] == str(tmp_path / "adapter")
+    assert with_adapter.identity()["adapter_sha256"]

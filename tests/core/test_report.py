@@ -20,7 +20,9 @@ def sample_report() -> dict:
     result = TaskResult(
         metrics={
             "accuracy": MetricValue(0.5, 4, True, stderr=0.25),
-            "forget_quality": MetricValue.missing("no reference report given (--reference)", n=4, higher_is_better=True),
+            "forget_quality": MetricValue.missing(
+                "no reference report given (--reference)", n=4, higher_is_better=True
+            ),
         },
         items={"score": [0.1, float("nan"), 0.3, 0.4]},
     )

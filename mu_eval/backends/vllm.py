@@ -1,0 +1,146 @@
+"""Optional vLLM backend (`pip install mu-eval[vllm]`, CUDA only).
+
+vLLM returns log-probs of the prompt tokens and a top-k of each position, not the full next-token
+distribution: `Score` answers therefore carry NaN for the mean and variance of log p, and Min-K%++ is NaN
+on this backend (use the default `hf` backend for it). Everything else matches the HF backend's
+tokenisation, since both encode through `hf_encoding`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError
+from mu_eval.backends.hf_encoding import encode_prompt, encode_score, single_token_option
+from mu_eval.backends.hf_loading import ModelArgs
+from mu_eval.identity import hash_weight_files
+from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult, cut_at_stop
+
+#: Candidates read per position for `Choose`; options outside them are scored instead.
+CHOOSE_TOP_K = 20
+
+
+def score_from_prompt_logprobs(
+    prompt_logprobs: list[dict[int, Any] | None], input_ids: tuple[int, ...], start: int, eos_appended: bool
+) -> ScoreResult:
+    """Turn vLLM's per-position {token id: Logprob(logprob, rank)} into a ScoreResult for tokens [start:]."""
+    logprobs, greedy = [], []
+    for position in range(start, len(input_ids)):
+        entry = prompt_logprobs[position] or {}
+        target = entry.get(input_ids[position])
+        if target is None:
+            raise BackendError(f"vLLM returned no log-prob for the prompt token at position {position}")
+        logprobs.append(float(target.logprob))
+        greedy.append(int(target.rank) == 1)
+    nan = tuple(math.nan for _ in logprobs)
+    return ScoreResult(tuple(logprobs), tuple(greedy), nan, nan, eos_appended)
+
+
+class VLLMBackend(Backend):
+    """Answers requests with vLLM's offline engine."""
+
+    name = "vllm"
+
+    def __init__(self, llm: Any, identity: dict[str, Any], use_chat_template: bool = True,
+                 max_length: int | None = None) -> None:
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+        self._identity = identity
+        self.use_chat_template = use_chat_template
+        self.max_length = max_length or llm.llm_engine.model_config.max_model_len
+        self.device = "cuda"
+
+    @classmethod
+    def from_pretrained(cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None,
+                        **options: Any) -> VLLMBackend:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise BackendError("the vllm backend needs vLLM: pip install 'mu-eval[vllm]' (CUDA only)") from None
+        args = ModelArgs.parse(model_args or {})
+        if args.peft:
+            raise BackendError("the vllm backend does not load peft adapters; merge the adapter or use --backend hf")
+        path = Path(model).expanduser()
+        llm = LLM(model=str(path) if path.exists() else model, dtype=args.dtype, revision=args.revision,
+                  trust_remote_code=args.trust_remote_code, seed=0)
+        identity = {
+            "backend": cls.name,
+            "answer_version": 1,
+            "model": str(path.resolve()) if path.exists() else model,
+            "revision": args.revision,
+            "weights_sha256": hash_weight_files(path) if path.exists() else None,
+            "dtype": str(llm.llm_engine.model_config.dtype).removeprefix("torch."),
+            "adapter": None,
+            "quantization": llm.llm_engine.model_config.quantization,
+        }
+        return cls(llm, identity, max_length=args.max_length, **options)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, **options: Any) -> VLLMBackend:
+        raise BackendError("the vllm backend loads from a path or hub id; use the hf backend for in-memory models")
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def has_chat_template(self) -> bool:
+        return self.use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_formatter(self) -> Callable[[str], str]:
+        if not self.has_chat_template():
+            return lambda question: PLAIN_PROMPT.format(question=question)
+        return lambda question: self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+
+    def request_length(self, request: Any) -> int:
+        if isinstance(request, Score):
+            encoded = encode_score(self.tokenizer, request.context, request.continuation, request.append_eos,
+                                   self.max_length)
+            return len(encoded.input_ids)
+        prompt = request.prompt if isinstance(request, Generate) else request.context
+        extra = request.max_new_tokens if isinstance(request, Generate) else 1
+        return len(encode_prompt(self.tokenizer, prompt, self.max_length)) + extra
+
+    def _run(self, token_lists: list[list[int]], params: Any) -> list[Any]:
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in token_lists]
+        return self.llm.generate(prompts, params, use_tqdm=False)
+
+    def score(self, requests: list[Score]) -> list[ScoreResult]:
+        from vllm import SamplingParams
+
+        encoded = [encode_score(self.tokenizer, r.context, r.continuation, r.append_eos, self.max_length)
+                   for r in requests]
+        outputs = self._run([list(e.input_ids) for e in encoded],
+                            SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1))
+        return [score_from_prompt_logprobs(o.prompt_logprobs, e.input_ids, e.start, e.eos_appended)
+                for o, e in zip(outputs, encoded)]
+
+    def generate(self, requests: list[Generate]) -> list[GenerateResult]:
+        from vllm import SamplingParams
+
+        first = requests[0]
+        params = SamplingParams(temperature=0.0, max_tokens=first.max_new_tokens, stop=list(first.stop) or None)
+        outputs = self._run([encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests], params)
+        return [GenerateResult(cut_at_stop(o.outputs[0].text, first.stop), len(o.outputs[0].token_ids))
+                for o in outputs]
+
+    def choose(self, requests: list[Choose]) -> list[ChooseResult]:
+        from vllm import SamplingParams
+
+        contexts = [encode_prompt(self.tokenizer, r.context, self.max_length) for r in requests]
+        outputs = self._run(contexts, SamplingParams(max_tokens=1, temperature=0.0, logprobs=CHOOSE_TOP_K))
+        results = []
+        for request, ids, output in zip(requests, contexts, outputs):
+            top = output.outputs[0].logprobs[0]
+            option_ids = [single_token_option(self.tokenizer, ids, request.context, o) for o in request.options]
+            if all(i is not None and i in top for i in option_ids):
+                results.append(ChooseResult(tuple(float(top[i].logprob) for i in option_ids), True))
+            else:
+                scored = self.score([Score(request.context, option) for option in request.options])
+                results.append(ChooseResult(tuple(s.sum_logprob() for s in scored), False))
+        return results
