@@ -12,7 +12,7 @@ from mu_eval.backends.base import PLAIN_PROMPT, Backend
 from mu_eval.backends.hf_encoding import encode_prompt, encode_score, single_token_option
 from mu_eval.backends.hf_generation import greedy_generate
 from mu_eval.backends.hf_loading import ModelArgs, load_model_and_tokenizer
-from mu_eval.backends.hf_scoring import score_batch
+from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
 from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 
@@ -173,13 +173,13 @@ class HFBackend(Backend):
 
 @torch.no_grad()
 def next_token_logprobs(model: Any, contexts: list[list[int]], device: Any) -> torch.Tensor:
-    """Float32 log-softmax of the next token after each context (right-padded batch), on the CPU."""
-    lengths = torch.tensor([len(c) for c in contexts])
-    width = int(lengths.max())
-    input_ids = torch.zeros((len(contexts), width), dtype=torch.long)
-    for row, ids in enumerate(contexts):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-    attention_mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
-    output = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
-    last = output.logits[torch.arange(len(contexts)), (lengths - 1).to(output.logits.device)]
-    return torch.log_softmax(last.float(), dim=-1).cpu()
+    """Float32 log-softmax of the next token after each context (right-padded batch), on the CPU.
+
+    Only the last position of each row goes through the output head.
+    """
+    input_ids, attention_mask = pad_right([tuple(c) for c in contexts])
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+    rows = torch.arange(len(contexts), device=device)
+    last = torch.tensor([len(c) - 1 for c in contexts], device=device)
+    logits = selected_logits(model, inputs, rows, last)
+    return torch.log_softmax(logits.float(), dim=-1).cpu()

@@ -82,11 +82,29 @@ class Registry:
         info = PluginInfo(name, distribution)
         self.plugins[name] = info
         self.manager.register(module, name=name)
-        for hook_name, kind in HOOK_KINDS.items():
-            caller = self.manager.subset_hook_caller(hook_name, remove_plugins=[
-                p for p in self.manager.get_plugins() if p is not module
-            ])
-            caller(register=self._register_callback(kind, name))
+        others = [p for p in self.manager.get_plugins() if p is not module]
+        try:
+            for hook_name, kind in HOOK_KINDS.items():
+                caller = self.manager.subset_hook_caller(hook_name, remove_plugins=others)
+                caller(register=self._register_callback(kind, name))
+        except DuplicateNameError:
+            raise
+        except Exception as error:  # a plugin failing inside its hook must not take the others down
+            self._withdraw(name)
+            info.error = repr(error)
+            warnings.warn(
+                f"mu-eval plugin {name!r} (from {distribution or 'unknown distribution'}) failed while "
+                f"registering and was skipped: {type(error).__name__}: {error}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _withdraw(self, plugin: str) -> None:
+        """Remove everything a plugin registered (it failed half-way)."""
+        for kind, names in self.plugins[plugin].registered.items():
+            for entry_name in names:
+                self.entries[kind].pop(entry_name, None)
+        self.plugins[plugin].registered = {}
 
     def _register_callback(self, kind: str, plugin: str) -> Callable[..., None]:
         def register(obj: Any, name: str | None = None, **extra: Any) -> None:

@@ -143,3 +143,22 @@ def test_peft_adapter_is_applied_when_scoring(tiny_checkpoint, tmp_path):
     assert list(answer.logprobs) == pytest.approx(expected, abs=1e-5)
     assert with_adapter.identity()["adapter"] == str(tmp_path / "adapter")
     assert with_adapter.identity()["adapter_sha256"]
+
+
+def test_choose_single_pass_equals_scoring_each_option(tiny_checkpoint):
+    """With options that are single tokens, one next-token pass gives the options' scored log-probs."""
+    from mu_eval.requests import Choose
+
+    backend = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
+    tokenizer = backend.tokenizer
+    vocabulary = tokenizer.get_vocab()
+    singles = [word for word in ("Ġthe", "Ġsky", "Ġblue", "Ġis") if word in vocabulary]
+    assert len(singles) >= 2, "the support texts should make these words single tokens"
+    options = tuple(" " + word[1:] for word in singles)
+    contexts = ["Question: What colour is the sky?\nAnswer:", "The"]
+    answers = backend.choose([Choose(context, options) for context in contexts])
+    for context, answer in zip(contexts, answers):
+        assert answer.single_pass
+        scored = backend.score([Score(context, option) for option in options])
+        assert [s.num_tokens() for s in scored] == [1] * len(options)
+        assert list(answer.logprobs) == pytest.approx([s.sum_logprob() for s in scored], abs=1e-5)

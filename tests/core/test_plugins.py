@@ -132,3 +132,18 @@ def test_plugin_that_raises_on_import_is_named_and_the_rest_still_load(tmp_path)
     assert result.returncode == 0
     assert "broken" in result.stderr and "deliberately broken" in result.stderr
     assert "backends (mu-eval): backends: hf" in result.stdout
+
+
+def test_plugin_failing_inside_its_hook_is_skipped_with_a_warning_and_withdrawn():
+    registry = Registry()
+
+    def half_then_fail(register):
+        register(DummyTask)
+        raise ImportError("optional dependency missing")
+
+    with pytest.warns(RuntimeWarning, match="'flaky'.*optional dependency missing"):
+        registry.add_plugin(plugin_module("f", register_tasks=half_then_fail), "flaky")
+    registry.add_plugin(plugin_module("g", register_methods=lambda register: register(DummyMethod)), "good")
+    assert "dummy_task" not in registry.entries["tasks"]
+    assert registry.get("methods", "dummy_method").plugin == "good"
+    assert "optional dependency missing" in registry.plugins["flaky"].error

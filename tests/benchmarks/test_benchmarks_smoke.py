@@ -1,0 +1,104 @@
+"""Smoke test of the `benchmarks/` scripts in toy mode (tiny model, a few dozen items, CPU, float32).
+
+Timings are not asserted: on a CPU they say nothing about a GPU. What is asserted: each script runs
+through its `main`, writes its JSON with the expected keys, and the fast path gives the same metric
+values as the baseline (per-item NLLs, argmax flags, generations, accuracies): a correctness check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `benchmarks` is a top-level folder of the checkout, not installed
+
+COMMON_KEYS = {"benchmark", "schema_version", "toy", "environment", "model", "targets", "fast", "baseline",
+               "ratios", "agreement"}
+ENVIRONMENT_KEYS = {"device", "device_name", "peak_bf16_flops", "dtype", "torch", "transformers", "mu_eval"}
+SCRIPTS = {
+    "bench_scoring": {"fast": {"tokens_per_second", "mfu", "tokens", "seconds"},
+                      "baseline": {"processed_tokens_per_second", "mfu", "seconds"},
+                      "ratios": {"speedup_wall"}},
+    "bench_generation": {"fast": {"new_tokens_per_second", "new_tokens", "seconds"},
+                         "baseline": {"new_tokens_per_second", "new_tokens", "seconds"},
+                         "ratios": {"speedup_wall", "new_tokens_per_second"}},
+    "bench_tofu_e2e": {"fast": {"seconds", "path"}, "baseline": {"seconds", "counters"},
+                       "ratios": {"speedup_task", "speedup_mirror"}},
+    "bench_multiple_choice": {"fast": {"seconds", "accuracy", "single_pass"}, "baseline": {"seconds", "accuracy"},
+                              "ratios": {"speedup_vs_baseline", "speedup_vs_engine_score4"}},
+}
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, tuple[int, dict]]:
+    """Each script's exit status and JSON, run once through its `main` and shared by the tests below."""
+    return {}
+
+
+def run_script(name: str, results: dict[str, tuple[int, dict]], tmp: pytest.TempPathFactory) -> tuple[int, dict]:
+    if name not in results:
+        module = importlib.import_module(f"benchmarks.{name}")
+        folder = tmp.mktemp(name)
+        output = folder / f"{name}.json"
+        status = module.main(["--toy", "--device", "cpu", "--output", str(output), "--work-dir", str(folder)])
+        results[name] = (status, json.loads(output.read_text(encoding="utf-8")))
+    return results[name]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_script_runs_in_toy_mode_and_paths_agree(name: str, results: dict, tmp_path_factory) -> None:
+    status, data = run_script(name, results, tmp_path_factory)
+    assert COMMON_KEYS <= set(data), COMMON_KEYS - set(data)
+    assert ENVIRONMENT_KEYS <= set(data["environment"])
+    assert data["toy"] is True and data["environment"]["dtype"] == "float32"
+    assert data["environment"]["peak_bf16_flops"] is None  # a CPU has no entry in the peak table
+    for section, keys in SCRIPTS[name].items():
+        assert keys <= set(data[section]), (section, keys - set(data[section]))
+    assert data["fast"]["seconds"] > 0 and data["baseline"]["seconds"] > 0
+    assert data["agreement"]["agree"] is True, json.dumps(data["agreement"], indent=1)[:3000]
+    assert status == 0
+
+
+def test_scoring_items_and_metrics_match(results: dict, tmp_path_factory) -> None:
+    _, data = run_script("bench_scoring", results, tmp_path_factory)
+    agreement = data["agreement"]
+    assert agreement["max_item_nll_diff"] < 1e-4
+    assert agreement["greedy_flag_agreement"] == 1.0
+    expected = {"forget_prob", "forget_truth_ratio", "forget_extraction_strength", "forget_exact_memorization",
+                "retain_prob", "real_authors_prob", "world_facts_truth_ratio", "mia_min_k_auc"}
+    assert expected <= set(agreement["metrics"])
+    for name, row in agreement["metrics"].items():
+        assert row["agree"] and math.isclose(row["fast"], row["baseline"], rel_tol=1e-4, abs_tol=1e-6), name
+    # the baseline sweeps once per metric: 5 forget, 3 retain, 3 per RA/WF, 1 holdout
+    assert data["baseline"]["sweeps"] == 15
+    assert data["baseline"]["processed_tokens"] > data["fast"]["tokens"]
+
+
+def test_end_to_end_metric_values_are_identical(results: dict, tmp_path_factory) -> None:
+    _, data = run_script("bench_tofu_e2e", results, tmp_path_factory)
+    baseline, mirror = data["metrics"]["baseline"], data["metrics"]["mirror"]
+    assert set(baseline) == set(mirror) and "model_utility" in baseline
+    for name, value in baseline.items():
+        assert math.isclose(value, mirror[name], rel_tol=1e-4, abs_tol=1e-6), (name, value, mirror[name])
+    assert data["agreement"]["mirror_vs_baseline"]["identical_generations"] == 1.0
+    assert any(baseline[f"{s}_rougeL_recall"] > 0 for s in ("forget", "retain", "real_authors", "world_facts"))
+    if data["task"]["available"]:  # the registered tofu_forget10 task through mu_eval.evaluate
+        task = data["metrics"]["task"]
+        for name, value in baseline.items():
+            assert math.isclose(value, task[name], rel_tol=1e-4, abs_tol=1e-6), (name, value, task[name])
+    else:
+        assert data["task"]["reason"] and data["ratios"]["speedup_task"] is None
+
+
+def test_multiple_choice_accuracies_are_identical(results: dict, tmp_path_factory) -> None:
+    _, data = run_script("bench_multiple_choice", results, tmp_path_factory)
+    assert data["fast"]["single_pass"] == 1.0  # " A".." D" are single tokens: one forward per question
+    assert data["fast"]["accuracy"] == data["baseline"]["accuracy"] == data["engine_score4"]["accuracy"]
+    assert data["agreement"]["same_choice"] == 1.0 and data["agreement"]["max_logprob_diff"] < 1e-4
