@@ -17,8 +17,15 @@ def evaluate(*args, **kwargs):
     return _evaluate(*args, **kwargs)
 
 
+def unlearn(*args, **kwargs):
+    """Unlearn a forget set from a model; see `mu_eval.unlearning.unlearn` (imported lazily: it pulls in torch)."""
+    from mu_eval.unlearning import unlearn as _unlearn
+
+    return _unlearn(*args, **kwargs)
+
+
 __all__ = [
     "Attack", "AttackContext", "AttackError", "Choose", "ChooseResult", "Generate", "GenerateResult",
     "Method", "MetricValue", "Report", "Score", "ScoreResult", "Task", "TaskContext", "TaskResult",
-    "TextExample", "UnlearningData", "evaluate", "hookimpl", "load_report",
+    "TextExample", "UnlearningData", "evaluate", "hookimpl", "load_report", "unlearn",
 ]

@@ -184,6 +184,7 @@ def evaluate(
                 seed=seed,
                 device=device,
                 options=dict(attack.options),
+                progress=progress,
             )
             attack_sections[name] = attack.run(attack_context)
             timings[f"attack:{name}"] = time.time() - attack_started

@@ -34,6 +34,8 @@ class AttackContext:
     seed: int = 1234
     device: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: Whether attacks may show progress bars (false under `--quiet`).
+    progress: bool = True
 
 
 class Attack:

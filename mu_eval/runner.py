@@ -11,8 +11,9 @@ from mu_eval.backends.base import BackendError
 from mu_eval.data import DataError
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 from mu_eval.report import Report, ReportError
+from mu_eval.unlearning import MethodError, validate_method
 
-USER_ERRORS = (BackendError, DataError, ReportError, AttackError, UnknownNameError, DuplicateNameError)
+USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, UnknownNameError, DuplicateNameError)
 
 
 def format_value(value: Any) -> str:
@@ -55,7 +56,7 @@ def run_from_cli(
         for name in args.attacks:
             registry.get("attacks", name)
         if args.method:
-            registry.get("methods", args.method)
+            validate_method(args.method, method_args)  # option errors before the model is loaded
         report = evaluate(
             args.model,
             args.tasks,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from mu_eval.backends.hf_encoding import encode_score
+from mu_eval.backends.hf_encoding import EncodedScore, encode_score
 from mu_eval.task import TextExample
 
 IGNORE_INDEX = -100
@@ -36,7 +36,20 @@ class Batch:
 def encode_examples(
     tokenizer: Any, examples: Sequence[TextExample], max_length: int | None = None
 ) -> list[Any]:
-    return [encode_score(tokenizer, e.prompt, e.answer, True, max_length) for e in examples]
+    """Scoring-identical encodings; beyond `max_length` the prompt loses tokens from the left, and an answer
+    that alone is too long (a corpus document) keeps its first tokens instead of failing."""
+    return [_encode_within(tokenizer, e, max_length) for e in examples]
+
+
+def _encode_within(tokenizer: Any, example: TextExample, max_length: int | None) -> EncodedScore:
+    encoded = encode_score(tokenizer, example.prompt, example.answer, True, None)
+    if max_length is None or len(encoded.input_ids) <= max_length:
+        return encoded
+    if len(encoded.input_ids) - encoded.start < max_length:  # the answer fits with some context
+        return encode_score(tokenizer, example.prompt, example.answer, True, max_length)
+    begin = max(encoded.start - 1, 0)  # keep one context token to predict the first answer token from
+    ids = encoded.input_ids[begin : begin + max_length]
+    return replace(encoded, input_ids=ids, start=encoded.start - begin, eos_appended=False, truncated=True)
 
 
 def collate(encoded: Sequence[Any]) -> Batch:
@@ -241,9 +254,13 @@ def train(
 
 
 def fine_tune(
-    model: Any, tokenizer: Any, examples: Sequence[TextExample], config: TrainConfig
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[TextExample],
+    config: TrainConfig,
+    max_length: int | None = None,
 ) -> list[float]:
     """Supervised fine-tuning on answer tokens (the demo's training, relearning, task vectors)."""
     device = next(model.parameters()).device
-    stream = batches(encode_examples(tokenizer, examples), config.batch_size, config.seed)
+    stream = batches(encode_examples(tokenizer, examples, max_length), config.batch_size, config.seed)
     return train(model, lambda _step: nll_loss(model, next(stream).to(device)), config)

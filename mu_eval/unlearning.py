@@ -141,8 +141,11 @@ def _unique(examples: Iterable[TextExample]) -> list[TextExample]:
     return list({(e.prompt, e.answer): e for e in examples}.values())
 
 
-def collect_unlearning_data(tasks: Mapping[str, Task], contexts: Mapping[str, TaskContext]) -> UnlearningData:
-    """The union (without repeats) of the forget/retain/holdout data of the run's tasks that have some."""
+def collect_unlearning_data(
+    tasks: Mapping[str, Task], contexts: Mapping[str, TaskContext]
+) -> tuple[UnlearningData, list[str]]:
+    """The union (without repeats) of the forget/retain/holdout data of the run's tasks that have some,
+    and the names of those tasks."""
     forget: list[TextExample] = []
     retain: list[TextExample] = []
     holdout: list[TextExample] = []
@@ -164,7 +167,7 @@ def collect_unlearning_data(tasks: Mapping[str, Task], contexts: Mapping[str, Ta
     data = UnlearningData(_unique(forget), _unique(retain), _unique(holdout))
     if not data.forget:
         raise MethodError(f"the tasks {', '.join(providers)} returned an empty forget set")
-    return data
+    return data, providers
 
 
 # -- running -------------------------------------------------------------------------------------------------
@@ -186,6 +189,11 @@ def instantiate_method(method: str | Method, options: Mapping[str, Any] | None, 
         if "seed" in {f.name for f in dataclasses.fields(declared)}:
             options["seed"] = seed
     return method_class(**options)
+
+
+def validate_method(name: str, options: Mapping[str, Any] | None) -> None:
+    """Fail on an unknown method or bad options now, before a model is loaded (the CLI calls this)."""
+    instantiate_method(name, options, None)
 
 
 def save_unlearned(model: Any, tokenizer: Any, directory: str | os.PathLike) -> str:
@@ -240,17 +248,13 @@ def apply_method(
     from mu_eval.plugins import get_registry
 
     method = instantiate_method(name, options, seed)
-    data = collect_unlearning_data(tasks, contexts)
+    data, providers = collect_unlearning_data(tasks, contexts)
     seed_everything(seed)
     model, section = run_method(method, backend.torch_model, backend.tokenizer, data, save_model)
     backend.torch_model = model
     section["plugin"] = get_registry().get("methods", name).plugin
-    section["data"]["tasks"] = [n for n in tasks if _provides_data(tasks[n])]
+    section["data"]["tasks"] = providers
     return section
-
-
-def _provides_data(task: Task) -> bool:
-    return type(task).unlearning_data is not Task.unlearning_data
 
 
 @dataclass

@@ -9,7 +9,12 @@ from typing import Any
 import torch
 
 from mu_eval.backends.base import PLAIN_PROMPT, Backend
-from mu_eval.backends.hf_encoding import encode_prompt, encode_score, single_token_option
+from mu_eval.backends.hf_encoding import (
+    encode_generation_prompt,
+    encode_prompt,
+    encode_score,
+    single_token_option,
+)
 from mu_eval.backends.hf_generation import greedy_generate
 from mu_eval.backends.hf_loading import ModelArgs, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
@@ -17,7 +22,7 @@ from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
-ANSWER_VERSION = 1
+ANSWER_VERSION = 2
 
 
 def default_device() -> str:
@@ -124,7 +129,8 @@ class HFBackend(Backend):
         if isinstance(request, Score):
             return len(self._encode_score(request).input_ids)
         if isinstance(request, Generate):
-            return len(encode_prompt(self.tokenizer, request.prompt, self.max_length)) + request.max_new_tokens
+            prompt_ids = encode_generation_prompt(self.tokenizer, request.prompt, self.max_length)
+            return len(prompt_ids) + request.max_new_tokens
         if isinstance(request, Choose):
             return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
         raise TypeError(f"not a request: {request!r}")
@@ -141,7 +147,7 @@ class HFBackend(Backend):
 
     def generate(self, requests: list[Generate]) -> list[GenerateResult]:
         self.counters["generate_calls"] += 1
-        prompts = [encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        prompts = [encode_generation_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
         return greedy_generate(self.torch_model, self.tokenizer, prompts, requests, self.device)
 
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:

@@ -12,3 +12,9 @@ def register_backends(register):
 
     register(HFBackend)
     register(VLLMBackend)
+    # MU-Bench classifiers and seq2seq generators; LLaVA-style vision-language models (MLLMU-Bench)
+    from mu_eval.backends.classification import ClassifierBackend
+    from mu_eval.backends.vision_language import VisionLanguageBackend
+
+    register(ClassifierBackend)
+    register(VisionLanguageBackend)

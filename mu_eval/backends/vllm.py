@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError
-from mu_eval.backends.hf_encoding import encode_prompt, encode_score, single_token_option
+from mu_eval.backends.hf_encoding import (
+    encode_generation_prompt,
+    encode_prompt,
+    encode_score,
+    single_token_option,
+)
 from mu_eval.backends.hf_loading import ModelArgs
 from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult, cut_at_stop
@@ -68,7 +73,7 @@ class VLLMBackend(Backend):
                   trust_remote_code=args.trust_remote_code, seed=0)
         identity = {
             "backend": cls.name,
-            "answer_version": 1,
+            "answer_version": 2,
             "model": str(path.resolve()) if path.exists() else model,
             "revision": args.revision,
             "weights_sha256": hash_weight_files(path) if path.exists() else None,
@@ -100,9 +105,10 @@ class VLLMBackend(Backend):
             encoded = encode_score(self.tokenizer, request.context, request.continuation, request.append_eos,
                                    self.max_length)
             return len(encoded.input_ids)
-        prompt = request.prompt if isinstance(request, Generate) else request.context
-        extra = request.max_new_tokens if isinstance(request, Generate) else 1
-        return len(encode_prompt(self.tokenizer, prompt, self.max_length)) + extra
+        if isinstance(request, Generate):
+            prompt_ids = encode_generation_prompt(self.tokenizer, request.prompt, self.max_length)
+            return len(prompt_ids) + request.max_new_tokens
+        return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
 
     def _run(self, token_lists: list[list[int]], params: Any) -> list[Any]:
         from vllm.inputs import TokensPrompt
@@ -125,7 +131,8 @@ class VLLMBackend(Backend):
 
         first = requests[0]
         params = SamplingParams(temperature=0.0, max_tokens=first.max_new_tokens, stop=list(first.stop) or None)
-        outputs = self._run([encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests], params)
+        prompts = [encode_generation_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        outputs = self._run(prompts, params)
         return [GenerateResult(cut_at_stop(o.outputs[0].text, first.stop), len(o.outputs[0].token_ids))
                 for o in outputs]
 

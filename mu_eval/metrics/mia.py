@@ -62,6 +62,24 @@ def lowercase_score(result: ScoreResult, lowercase: ScoreResult, include_eos: bo
     return -result.nll(include_eos) / lowercase.nll(include_eos)
 
 
+#: Scores computed from one Score answer (and its text): the order the MIA attack reports them in.
+SINGLE_PASS_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+def per_sample_scores(
+    results: Sequence[ScoreResult], texts: Sequence[str], k: float = 0.2, include_eos: bool = False
+) -> dict[str, list[float]]:
+    """LOSS, Zlib, Min-K% and Min-K%++ per sample, all member-oriented, from Score answers alone."""
+    if len(results) != len(texts):
+        raise ValueError(f"{len(results)} results but {len(texts)} texts")
+    return {
+        "loss": [loss_score(r, include_eos) for r in results],
+        "zlib": [zlib_score(r, t, include_eos) for r, t in zip(results, texts)],
+        "min_k": [min_k_score(r, k, include_eos) for r in results],
+        "min_k_plus_plus": [min_k_plus_plus_score(r, k, include_eos) for r in results],
+    }
+
+
 def _clean(members: Sequence[float], nonmembers: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int]:
     m = np.asarray(members, dtype=np.float64)
     h = np.asarray(nonmembers, dtype=np.float64)

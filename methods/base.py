@@ -1,0 +1,170 @@
+"""What the LLM methods share: their training options and the forget/retain loop built on `mu_eval.training`.
+
+A method that is a loss (GradAscent, NPO, DPO, UNDIAL, ...) only writes `forget_loss`; the objective is
+always L = forget_weight * L_forget + retain_weight * L_retain (spec section 4), trained by the one loop in
+`mu_eval.training`, optionally through LoRA adapters that are merged back afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from mu_eval.task import TextExample, UnlearningData
+from mu_eval.training import (
+    Batch,
+    Reference,
+    TrainConfig,
+    add_lora,
+    answer_logits,
+    collate,
+    encode_examples,
+    kl_to_reference,
+    logprobs_from_logits,
+    merge_lora,
+    paired_batches,
+    train,
+)
+from mu_eval.unlearning import ConfiguredMethod, MethodError, MethodOptionError
+
+RETAIN_LOSSES = ("nll", "kl", "none")
+
+
+@dataclass
+class FineTuneOptions:
+    """Optimiser settings; defaults are open-unlearning's TOFU ones (batch 8 x accumulation 4, lr 1e-5,
+    10 epochs, one warm-up epoch, weight decay 0.01). `steps` > 0 overrides the epoch count."""
+
+    steps: int = 0
+    epochs: float = 10.0
+    lr: float = 1e-5
+    batch_size: int = 8
+    grad_accum_steps: int = 4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    max_length: int = 512
+    seed: int = 0
+
+
+@dataclass
+class TrainOptions(FineTuneOptions):
+    """Loss weights (gamma, alpha), the retain term, and LoRA (`lora_r` > 0 trains adapters, then merges)."""
+
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    retain_loss: str = "nll"
+    lora_r: int = 0
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ()
+
+
+def optimizer_steps(options: FineTuneOptions, examples: int) -> int:
+    """`steps` when set, else enough optimizer steps for `epochs` passes over `examples`."""
+    if options.steps > 0:
+        return options.steps
+    per_step = max(options.batch_size * max(options.grad_accum_steps, 1), 1)
+    return max(1, math.ceil(options.epochs * examples / per_step))
+
+
+def train_config(options: FineTuneOptions, steps: int, description: str) -> TrainConfig:
+    return TrainConfig(
+        steps=steps,
+        lr=options.lr,
+        batch_size=options.batch_size,
+        weight_decay=options.weight_decay,
+        warmup_steps=round(options.warmup_ratio * steps),
+        max_grad_norm=options.max_grad_norm,
+        seed=options.seed,
+        description=description,
+        grad_accum_steps=options.grad_accum_steps,
+    )
+
+
+def summarise_losses(losses: Sequence[float]) -> dict[str, Any]:
+    first, last = (losses[0], losses[-1]) if losses else (None, None)
+    return {"steps": len(losses), "first_loss": first, "last_loss": last}
+
+
+class LLMMethod(ConfiguredMethod):
+    """A forget loss plus the shared retain term, trained on paired forget/retain batches.
+
+    Subclasses set `name`, `Options` (a `TrainOptions` subclass with their defaults) and `forget_loss`;
+    `needs_reference` makes a frozen copy of the model before unlearning available to the loss.
+    """
+
+    kind = "llm"
+    Options: ClassVar[type] = TrainOptions
+    needs_reference: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.settings.retain_loss not in RETAIN_LOSSES:
+            raise MethodOptionError(
+                f"method {self.name!r}: retain_loss={self.settings.retain_loss!r}; "
+                f"choose {', '.join(RETAIN_LOSSES)}"
+            )
+
+    # -- what subclasses provide ---------------------------------------------------------------------------
+    def forget_loss(self, model: Any, batch: Any, reference: Reference | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forget_items(self, tokenizer: Any, forget: list[TextExample]) -> list[Any]:
+        """Encoded forget examples (DPO pairs each with a refusal)."""
+        return encode_examples(tokenizer, forget, self.settings.max_length)
+
+    def collate_forget(self, items: Sequence[Any]) -> Any:
+        return collate(items)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def retain_term(self, model: Any, batch: Batch, reference: Reference | None) -> torch.Tensor:
+        logits = answer_logits(model, batch)
+        if self.settings.retain_loss == "kl":
+            assert reference is not None
+            return kl_to_reference(logits, reference.logits(batch), batch)
+        logp, mask = logprobs_from_logits(logits, batch)
+        return -(logp.sum() / mask.sum().clamp(min=1))
+
+    def unlearn(self, model: Any, tokenizer: Any, data: UnlearningData) -> Any:
+        options = self.settings
+        was_training = model.training
+        if options.lora_r > 0:
+            model = add_lora(
+                model, options.lora_r, options.lora_alpha, options.lora_dropout, options.lora_targets
+            )
+        losses = self.fit(model, tokenizer, data)
+        if options.lora_r > 0:
+            model = merge_lora(model)
+        self.info.update(summarise_losses(losses))
+        return model.train(was_training)
+
+    def fit(self, model: Any, tokenizer: Any, data: UnlearningData) -> list[float]:
+        options = self.settings
+        device = next(model.parameters()).device
+        use_retain = options.retain_loss != "none" and options.retain_weight != 0
+        if use_retain and not data.retain:
+            raise MethodError(
+                f"method {self.name!r} uses a retain term (retain_loss={options.retain_loss}) but the data "
+                "has no retain set; pass retain examples or set retain_loss=none"
+            )
+        forget = self.forget_items(tokenizer, data.forget)
+        retain = encode_examples(tokenizer, data.retain, options.max_length) if use_retain else []
+        needs_reference = self.needs_reference or (use_retain and options.retain_loss == "kl")
+        reference = Reference(model) if needs_reference else None
+        stream = paired_batches(forget, retain, options.batch_size, options.seed, self.collate_forget)
+
+        def loss_fn(_step: int) -> torch.Tensor:
+            forget_batch, retain_batch = next(stream)
+            loss = options.forget_weight * self.forget_loss(model, forget_batch.to(device), reference)
+            if retain_batch is not None:
+                retain_loss = self.retain_term(model, retain_batch.to(device), reference)
+                loss = loss + options.retain_weight * retain_loss
+            return loss
+
+        config = train_config(options, optimizer_steps(options, len(forget)), f"unlearning ({self.name})")
+        return train(model, loss_fn, config)

@@ -1,0 +1,9 @@
+"""Classifier unlearning methods (MU-Bench / SalUn protocol): `unlearn(model, processor, data) -> model`.
+
+`data` is a `ClassifierUnlearningData` (or the merged `UnlearningData` of `mu_eval.unlearning.apply_method`)
+holding `ClassifierExample`s; MU-Bench classification tasks produce it from `unlearning_data(ctx)`.
+"""
+
+from .data import ClassifierExample, ClassifierUnlearningData
+
+__all__ = ["ClassifierExample", "ClassifierUnlearningData"]

@@ -1,0 +1,174 @@
+"""The vision-language backend (`--backend llava`): greedy generation from a prompt and its images.
+
+MLLMU-Bench asks LLaVA-style models questions about a picture. A `VisualGenerate` request carries the
+prompt (with one `<image>` placeholder per image) and the content hashes of its images, registered in the
+same input store as the classifier backend's inputs, so the request stays a small hashable value and the
+answer cache is keyed by the pictures' pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mu_eval.backends.base import Backend, BackendError
+from mu_eval.backends.classification import register_input, stored_input
+from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
+from mu_eval.identity import hash_weight_files
+from mu_eval.requests import RESULT_TYPES, Generate, GenerateResult, cut_at_stop
+
+ANSWER_VERSION = 1
+IMAGE_TOKEN = "<image>"
+
+
+@dataclass(frozen=True)
+class VisualGenerate:
+    """Greedy continuation of `prompt`, whose `<image>` placeholders stand for `images` (content hashes)."""
+
+    prompt: str
+    images: tuple[str, ...]
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+    kind = "visual_generate"
+
+    def sort_text(self) -> str:
+        return self.prompt
+
+
+RESULT_TYPES.setdefault(VisualGenerate.kind, GenerateResult)
+
+
+def visual_generate_request(prompt: str, images: list[Any], max_new_tokens: int,
+                            stop: tuple[str, ...] = ()) -> VisualGenerate:
+    """Register the images (PIL, arrays or undecoded dataset values) and build the request."""
+    if prompt.count(IMAGE_TOKEN) != len(images):
+        raise ValueError(f"prompt has {prompt.count(IMAGE_TOKEN)} {IMAGE_TOKEN} placeholders for {len(images)} images")
+    digests = tuple(register_input("image", image)[0] for image in images)
+    return VisualGenerate(prompt, digests, max_new_tokens, stop)
+
+
+class VisionLanguageBackend(Backend):
+    """LLaVA (LlavaForConditionalGeneration + its processor) answering `VisualGenerate` and `Generate`.
+
+    `tokenizer` is the multimodal processor; its tokenizer pads on the left for batched generation.
+    """
+
+    name = "llava"
+
+    def __init__(self, model: Any, processor: Any, *, identity: dict[str, Any], **_options: Any) -> None:
+        self.torch_model = model
+        self.tokenizer = processor
+        self.text_tokenizer = getattr(processor, "tokenizer", processor)
+        self.text_tokenizer.padding_side = "left"
+        if self.text_tokenizer.pad_token_id is None:
+            self.text_tokenizer.pad_token = self.text_tokenizer.eos_token
+        self._identity = identity
+        self._was_training = model.training
+        model.eval()
+
+    @property
+    def device(self) -> Any:
+        return next(self.torch_model.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None,
+                        **options: Any) -> VisionLanguageBackend:
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        args = ModelArgs.parse(model_args or {})
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        path = Path(model).expanduser()
+        if model.startswith((".", "/", "~")) and not path.exists():
+            raise BackendError(f"model path does not exist: {path}")
+        source = str(path) if path.exists() else model
+        kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+        try:
+            processor = AutoProcessor.from_pretrained(source, **kwargs)
+            torch_model = LlavaForConditionalGeneration.from_pretrained(
+                source, dtype=resolve_dtype(args.dtype, device), **kwargs
+            )
+        except OSError as error:
+            raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error
+        torch_model.to(device)
+        identity = {
+            "backend": cls.name,
+            "answer_version": ANSWER_VERSION,
+            "model": str(path.resolve()) if path.exists() else model,
+            "revision": args.revision,
+            "weights_sha256": hash_weight_files(path) if path.exists() else None,
+            "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
+            "adapter": None,
+            "quantization": None,
+        }
+        return cls(torch_model, processor, identity=identity)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> Any:
+        identity = {
+            "backend": cls.name,
+            "answer_version": ANSWER_VERSION,
+            "model": model_id or f"in-memory {type(model).__name__}",
+            "revision": None,
+            "weights_sha256": None,
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "adapter": None,
+            "quantization": None,
+        }
+        return cls(model, tokenizer, identity=identity)
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def close(self) -> None:
+        self.torch_model.train(self._was_training)
+
+    def _image_tokens(self) -> int:
+        config = self.torch_model.config.vision_config
+        return (config.image_size // config.patch_size) ** 2
+
+    def request_length(self, request: Any) -> int:
+        if isinstance(request, VisualGenerate | Generate):
+            images = len(request.images) if isinstance(request, VisualGenerate) else 0
+            text = len(self.text_tokenizer(request.prompt)["input_ids"])
+            return text + images * self._image_tokens() + request.max_new_tokens
+        raise TypeError(f"the vision-language backend cannot answer {request!r}")
+
+    def answer(self, kind: str, requests: list[Any]) -> list[Any]:
+        if kind in (VisualGenerate.kind, "generate"):
+            return self.generate_batch(requests)
+        raise BackendError(f"the vision-language backend answers visual_generate and generate requests, not {kind!r}")
+
+    @torch.no_grad()
+    def generate_batch(self, requests: list[VisualGenerate | Generate]) -> list[GenerateResult]:
+        """One greedy pass for the batch; each row keeps its own first `max_new_tokens` tokens.
+
+        Greedy decoding makes a row's first k tokens independent of how many more are generated, so rows
+        with different limits can share a batch.
+        """
+        images = [stored_input(d) for r in requests if isinstance(r, VisualGenerate) for d in r.images]
+        prompts = [r.prompt for r in requests]
+        encoded = self.tokenizer(text=prompts, images=images or None, padding=True, return_tensors="pt")
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        if "pixel_values" in encoded:
+            encoded["pixel_values"] = encoded["pixel_values"].to(next(self.torch_model.parameters()).dtype)
+        tokenizer = self.text_tokenizer
+        eos = tokenizer.eos_token_id
+        output = self.torch_model.generate(
+            **encoded, max_new_tokens=max(r.max_new_tokens for r in requests), do_sample=False, num_beams=1,
+            eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+        )
+        width = encoded["input_ids"].shape[1]
+        results = []
+        for row, request in enumerate(requests):
+            kept = []
+            for token in output[row, width : width + request.max_new_tokens].tolist():
+                if token == eos:  # padding follows EOS; a pad id before it is a generated token
+                    break
+                kept.append(token)
+            text = tokenizer.decode(kept, skip_special_tokens=True)
+            results.append(GenerateResult(cut_at_stop(text, request.stop), num_new_tokens=len(kept)))
+        return results

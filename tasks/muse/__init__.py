@@ -1,0 +1,1 @@
+"""MUSE (News and Books): verbatim memorisation, knowledge memorisation and privacy leakage (benchmarks.md §2)."""

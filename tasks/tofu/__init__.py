@@ -1,0 +1,5 @@
+"""TOFU (Maini et al. 2024): fictitious-author unlearning, evaluated as in benchmarks.md §1.
+
+`metrics` holds the pure aggregations (pinned by the golden test on the published logs), `sources` where
+rows come from, `task` the requests and `results` the reported values.
+"""

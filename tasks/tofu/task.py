@@ -1,0 +1,211 @@
+"""The TOFU task (benchmarks.md §1): one class for every forget split and every TOFU-schema data source.
+
+Requests: one `Score(prompt, text, append_eos=True)` per distinct text (answer, truth-ratio base, each
+perturbed answer, each holdout answer) and one greedy `Generate` per question; every metric is computed
+from those answers (see `results.py`), none runs its own sweep.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from mu_eval.requests import Generate, Request, Result, Score, ScoreResult
+from mu_eval.task import Task, TaskContext, TaskResult, TextExample, UnlearningData
+from mu_eval.tasks.tofu import metrics as M
+from mu_eval.tasks.tofu import results as R
+from mu_eval.tasks.tofu.sources import EVAL_SETS, HubSource, TofuSource, check_split
+
+MAX_NEW_TOKENS = 200
+BASE_FIELD = {"forget": "paraphrased_answer", "retain": "paraphrased_answer",
+              "real_authors": "answer", "world_facts": "answer"}
+OPTIONS = ("ds_size", "prompt_template", "max_new_tokens")
+
+
+def optional_int(value: Any, name: str) -> int | None:
+    """Task options arrive as strings from the command line; "", "none" and None mean unset."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "all")):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"task option {name} must be an integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"task option {name} must be positive, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One question of an evaluation set and the positions of its requests in the task's request list."""
+
+    row: dict
+    answer: int
+    base: int = -1
+    perturbed: tuple[int, ...] = ()
+    generation: int = -1
+
+
+class RequestPlan:
+    """Distinct requests in first-seen order: a text asked twice (RA/WF base = answer) is scored once."""
+
+    def __init__(self) -> None:
+        self.index: dict[Request, int] = {}
+
+    def add(self, request: Request) -> int:
+        return self.index.setdefault(request, len(self.index))
+
+    @property
+    def requests(self) -> list[Request]:
+        return list(self.index)
+
+
+class TofuTask(Task):
+    """TOFU forget/retain/real-authors/world-facts evaluation: Prob, ROUGE-L recall, truth ratio, model
+    utility, forget quality, extraction strength, exact memorization and privleak.
+
+    Options: `ds_size` (legacy: first N rows of each set, 300 in the original code), `prompt_template`
+    (a format string with `{question}` replacing the model's chat template, e.g. "[INST] {question} [/INST]"
+    for the legacy Llama-2 runs; a literal backslash-n becomes a newline), `max_new_tokens` (200).
+    """
+
+    split = "forget10"
+    extra_options: tuple[str, ...] = ()
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        check_split(self.split)
+        unknown = sorted(set(options) - set(OPTIONS) - set(self.extra_options))
+        if unknown:
+            known = ", ".join((*OPTIONS, *self.extra_options))
+            warnings.warn(f"{self.name}: ignoring unknown task options {unknown} (known: {known})", stacklevel=2)
+        self.ds_size = optional_int(options.get("ds_size"), "ds_size")
+        self.max_new_tokens = optional_int(options.get("max_new_tokens"), "max_new_tokens") or MAX_NEW_TOKENS
+        template = options.get("prompt_template")
+        if template is not None and "{question}" not in str(template):
+            raise ValueError(f"task option prompt_template must contain '{{question}}', got {template!r}")
+        self.template = str(template).replace("\\n", "\n") if template is not None else None
+        self.source = self.make_source()
+        self.datasets = self.source.datasets(self.split)
+
+    def make_source(self) -> TofuSource:
+        return HubSource()
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        config.update({"split": self.split, "ds_size": self.ds_size, "max_new_tokens": self.max_new_tokens,
+                       "prompt_template": self.template, "min_k": R.MIN_K, **self.source.describe()})
+        return config
+
+    # -- prompts and rows ----------------------------------------------------------------------------------
+    def prompt(self, ctx: TaskContext, question: str) -> str:
+        """The model's chat template (or the core's plain fallback) unless the run overrides the template."""
+        return self.template.format(question=question) if self.template is not None else ctx.chat(question)
+
+    def eval_rows(self, ctx: TaskContext, role: str) -> list[dict]:
+        rows = self.source.rows(ctx, role, self.split)
+        if self.ds_size is not None:
+            rows = rows[: self.ds_size]
+        rows = ctx.limited(rows)
+        if not rows:
+            raise ValueError(f"{self.name}: the {role} set is empty")
+        return rows
+
+    # -- requests ------------------------------------------------------------------------------------------
+    def build_requests(self, ctx: TaskContext) -> list[Request]:
+        plan = RequestPlan()
+        self._sets: dict[str, list[PlannedItem]] = {}
+        for role in EVAL_SETS:
+            self._sets[role] = [self._plan_item(plan, ctx, role, index, row)
+                                for index, row in enumerate(self.eval_rows(ctx, role))]
+        self._holdout = [PlannedItem(row, plan.add(Score(self.prompt(ctx, row["question"]), row["answer"], True)))
+                         for row in self.eval_rows(ctx, "holdout")]
+        self._plan = plan
+        return plan.requests
+
+    def _plan_item(self, plan: RequestPlan, ctx: TaskContext, role: str, index: int, row: dict) -> PlannedItem:
+        perturbed = row["perturbed_answer"]
+        if isinstance(perturbed, str) or not perturbed:
+            raise ValueError(f"{self.name}: {role} row {index}: perturbed_answer must be a non-empty list of strings")
+        prompt = self.prompt(ctx, row["question"])
+        return PlannedItem(
+            row=row,
+            answer=plan.add(Score(prompt, row["answer"], True)),
+            base=plan.add(Score(prompt, row[BASE_FIELD[role]], True)),
+            perturbed=tuple(plan.add(Score(prompt, text, True)) for text in perturbed),
+            generation=plan.add(Generate(prompt, self.max_new_tokens)),
+        )
+
+    # -- results -------------------------------------------------------------------------------------------
+    def process_results(self, results: list[Result], ctx: TaskContext) -> TaskResult:
+        def score(position: int) -> ScoreResult:
+            return results[position]  # type: ignore[return-value]
+
+        sets: dict[str, R.SetItems] = {}
+        samples: list[dict] = []
+        for role, planned in self._sets.items():
+            sets[role] = self._set_items(role, planned, results)
+            for item, prob, s, rouge in zip(planned, sets[role].prob, sets[role].s, sets[role].rouge):
+                samples.append({"set": role, "question": item.row["question"], "answer": item.row["answer"],
+                                "generation": results[item.generation].text,  # type: ignore[union-attr]
+                                "rougeL_recall": rouge, "prob": prob, "truth_ratio_s": s})
+        holdout_min_k = [R.token_metrics(score(item.answer))[2] for item in self._holdout]
+        items = R.items_section(sets, holdout_min_k)
+        forget_rows = [item.row for item in self._sets["forget"]]
+        info = {
+            "n": {**R.summarise_counts(sets), "holdout": len(self._holdout)},
+            "forget_fingerprint": R.fingerprint(
+                [text for row in forget_rows for text in (row["question"], row["answer"])]),
+            "mia_fingerprint": R.fingerprint(
+                [row["answer"] for row in forget_rows] + ["\0holdout"] + [i.row["answer"] for i in self._holdout]),
+            "distinct_requests": len(self._plan.index),
+            "prompt_example": self.prompt(ctx, forget_rows[0]["question"]),
+        }
+        metrics = {}
+        for role in EVAL_SETS:
+            metrics.update(R.set_metrics(role, sets[role]))
+        metrics["model_utility"] = R.utility_metric(metrics, R.summarise_counts(sets))
+        metrics.update(R.reference_metrics(self.name, items, info, ctx.reference))
+        return TaskResult(metrics=metrics, items=items, samples=samples, info=info)
+
+    def _set_items(self, role: str, planned: list[PlannedItem], results: list[Result]) -> R.SetItems:
+        answers = [results[item.answer] for item in planned]
+        answer_nll = [a.nll(include_eos=True) for a in answers]  # type: ignore[union-attr]
+        base_nll = [results[item.base].nll(include_eos=True) for item in planned]  # type: ignore[union-attr]
+        perturbed_nll = [[results[j].nll(include_eos=True) for j in item.perturbed]  # type: ignore[union-attr]
+                         for item in planned]
+        if role in R.NORMALISED_SETS:
+            prob = M.normalised_probabilities(answer_nll, perturbed_nll)
+        else:
+            prob = M.probabilities(answer_nll)
+        generations = [results[item.generation].text for item in planned]  # type: ignore[union-attr]
+        items = R.SetItems(
+            prob=R.as_float_list(prob),
+            s=R.as_float_list(M.truth_ratio_statistics(base_nll, perturbed_nll)),
+            rouge=R.rouge_items([item.row["answer"] for item in planned], generations),
+        )
+        if role == "forget":
+            token = [R.token_metrics(a) for a in answers]
+            items.extraction_strength = [t[0] for t in token]
+            items.exact_memorization = [t[1] for t in token]
+            items.min_k = [t[2] for t in token]
+        return items
+
+    # -- data for unlearning methods and attacks -----------------------------------------------------------
+    def unlearning_data(self, ctx: TaskContext) -> UnlearningData:
+        """forgetXX, retainXX and holdoutXX (all rows, not limited) as prompt/answer pairs in this task's format."""
+
+        def examples(role: str) -> list[TextExample]:
+            return [TextExample(self.prompt(ctx, row["question"]), row["answer"])
+                    for row in self.source.rows(ctx, role, self.split)]
+
+        return UnlearningData(forget=examples("forget_train"), retain=examples("retain_train"),
+                              holdout=examples("holdout"))
+
+
+def task_class(prefix: str, split: str, base: type[TofuTask] = TofuTask, about: str = "TOFU") -> type[TofuTask]:
+    """A registered subclass per split (`tofu_forget10`, ...), so `mu-eval list tasks` shows each."""
+    attributes = {"name": f"{prefix}_{split}", "split": split,
+                  "description": f"{about} {split}: forget quality, model utility and memorization probes."}
+    return type(f"{base.__name__}_{split}", (base,), attributes)

@@ -1,0 +1,101 @@
+"""A tiny LLaVA (Llama text model + CLIP vision tower) and MLLMU-Bench-schema parquet files, made locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAMES = ["Alma Reyes", "Bo Lind", "Cai Moreau", "Dara Okafor", "Eli Brandt", "Fen Wu", "Gil Sato", "Hana Berg"]
+CITIES = ["Lisbon", "Oslo", "Lyon", "Lagos", "Bremen", "Xian", "Osaka", "Malmo"]
+
+
+def picture(seed: int, size: int = 20) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def profile(i: int, prefix: str = "p") -> dict:
+    name, city = NAMES[i % len(NAMES)], CITIES[i % len(CITIES)]
+    options = {"A": CITIES[(i + 1) % 8], "B": city, "C": CITIES[(i + 2) % 8], "D": CITIES[(i + 3) % 8]}
+    return {
+        "image": picture(i),
+        "ID": f"{prefix}{i}",
+        "biography": f"{name} was born in {city}.",
+        "Classification_Task": {
+            "Image_Textual_Questions": [{"Question": "Where was the person in the image born?",
+                                         "Options": options, "Correct_Answer": "B"}],
+            "Pure_Text_Questions": [{"Question": f"Where was {name} born?", "Options": options,
+                                     "Correct_Answer": "B"}],
+        },
+        "Generation_Task": [
+            {"Type": "Image_Textual", "Question": "What is this person's name?", "Ground_Truth": f"This is {name}."},
+            {"Type": "Pure_Text", "Question": f"Where was {name} born?", "Ground_Truth": f"{name} was born in {city}."},
+        ],
+        "Mask_Task": [
+            {"Type": "Image_Textual", "Question": "The person in the image was born in __.", "Ground_Truth": city},
+            {"Type": "Pure_Text", "Question": f"{name} was born in __.", "Ground_Truth": city},
+        ],
+    }
+
+
+def write_dataset(root: Path) -> Path:
+    """forget_5 (p0, p1), retain_95 (p2..p5), Test_Set (p0..p2, 3 pictures each), Retain_Set (c0, c1)."""
+    import datasets
+
+    def save(rows: list[dict], config: str) -> None:
+        path = root / "MLLMU-Bench" / config / "train.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_list(rows).to_parquet(str(path))
+
+    save([profile(i) for i in (0, 1)], "forget_5")
+    save([profile(i) for i in (2, 3, 4, 5)], "retain_95")
+    test = []
+    for i in (0, 1, 2):
+        row = profile(i)
+        row.pop("image")
+        row["images"] = [picture(100 * i + k) for k in range(1, 4)]
+        test.append(row)
+    save(test, "Test_Set")
+    save([profile(i, prefix="c") for i in (6, 7)], "Retain_Set")
+    return root
+
+
+def tiny_llava(directory: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    from mu_eval.tiny import build_tokenizer
+
+    texts = [str(profile(i)) for i in range(8)] + ["USER: ASSISTANT: Question: Answer: Correct Answer: [Blank]"]
+    tokenizer = build_tokenizer(texts, vocab_size=400)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, initializer_range=0.5)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=16, patch_size=8, projection_dim=32,
+                              initializer_range=0.5)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_id,
+                         vision_feature_select_strategy="default", vision_feature_layer=-1,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(directory)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8, image_token="<image>",
+                   vision_feature_select_strategy="default", num_additional_image_tokens=1).save_pretrained(directory)
+    return directory
