@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mu_eval.attack import AttackContext, AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.common import answer_on, free_memory, load_backend, require_torch_model
 from mu_eval.attacks.gradnorm import gradient_norm_scores
 from mu_eval.attacks.options import ConfiguredAttack, Option
-
-from mu_eval.attack import AttackContext, AttackError
 from mu_eval.metrics import mia as mia_scores
 
 ALL_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference", "gradnorm")

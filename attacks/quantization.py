@@ -15,12 +15,12 @@ import tempfile
 from typing import Any
 
 import torch
+
+from mu_eval.attack import AttackContext, AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.common import evaluate_backend, evaluate_model, free_memory, plain_copy, require_torch_model
 from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.quant_sim import MODES, simulate_quantization
-
-from mu_eval.attack import AttackContext, AttackError
 from mu_eval.task import TaskResult
 
 
@@ -125,8 +125,9 @@ class QuantizationAttack(ConfiguredAttack):
 
     @staticmethod
     def _load(ctx: AttackContext, folder: str, mode: str) -> Any:
-        from mu_eval.attacks.common import backend_for
         from transformers import AutoModelForCausalLM
+
+        from mu_eval.attacks.common import backend_for
 
         device = ctx.device or f"cuda:{torch.cuda.current_device()}"
         model = AutoModelForCausalLM.from_pretrained(

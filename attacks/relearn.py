@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from mu_eval.attack import AttackContext, AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.common import (
     evaluate_backend,
@@ -26,8 +27,6 @@ from mu_eval.attacks.common import (
     require_torch_model,
 )
 from mu_eval.attacks.options import ConfiguredAttack, Option
-
-from mu_eval.attack import AttackContext, AttackError
 from mu_eval.report import ReportError, load_report
 from mu_eval.task import Task, TextExample
 from mu_eval.training import TrainConfig, batches, encode_examples, nll_loss, train

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
+
+from mu_eval.attack import AttackContext, AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.common import evaluate_model, free_memory
 from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.weights import AdapterWeights, CheckpointWeights, open_weights
-from tqdm.auto import tqdm
-
-from mu_eval.attack import AttackContext, AttackError
 
 MSE_FLOOR = 1e-300
 

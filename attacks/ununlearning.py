@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mu_eval.attack import AttackContext, AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.common import answer_on, free_memory, load_backend
 from mu_eval.attacks.matching import contains_answer, rate
 from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.protocol import ForgetFact
-
-from mu_eval.attack import AttackContext, AttackError
 from mu_eval.requests import Generate
 
 CONDITIONS = ("none", "fact", "related", "control")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 from attack_support import AttackQATask, NoDataTask, ProbeTask, probe_facts
-from mu_eval.attacks.matching import contains_answer
-from mu_eval.attacks.reasoning import attacker_messages, build_messages, cloze
-from mu_eval.attacks.ununlearning import condition_messages
 
 import mu_eval
 from mu_eval.attack import AttackError
+from mu_eval.attacks.matching import contains_answer
+from mu_eval.attacks.reasoning import attacker_messages, build_messages, cloze
+from mu_eval.attacks.ununlearning import condition_messages
 
 
 def test_ununlearning_rates_on_the_probe_model(probe_checkpoint):

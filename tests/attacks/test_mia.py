@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 from attack_support import HOLDOUT, MEMBERS, AttackQATask, NoDataTask, examples
-from mu_eval.attacks.gradnorm import gradient_norm_scores
 
 import mu_eval
 from mu_eval.attack import AttackError
+from mu_eval.attacks.gradnorm import gradient_norm_scores
 from mu_eval.backends.hf_encoding import encode_score
 from mu_eval.metrics.mia import privleak
 from mu_eval.requests import Score

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from attack_support import AttackQATask, NoDataTask, plain_prompt
+
+from mu_eval.attack import AttackError
 from mu_eval.attacks import protocol
 from mu_eval.attacks.matching import contains_answer, normalize_answer
 from mu_eval.attacks.mia import MembershipInference
 from mu_eval.attacks.relearn import RelearnAttack
-
-from mu_eval.attack import AttackError
 from mu_eval.backends.base import PLAIN_PROMPT
 from mu_eval.task import TaskContext
 from mu_eval.tiny import TINY_CHAT_TEMPLATE

@@ -7,6 +7,9 @@ import copy
 import pytest
 import torch
 from attack_support import AttackQATask
+
+import mu_eval
+from mu_eval.attack import AttackError
 from mu_eval.attacks.quant_sim import (
     FP4_CODE,
     NF4_CODE,
@@ -16,9 +19,6 @@ from mu_eval.attacks.quant_sim import (
     simulate_quantization,
 )
 from mu_eval.attacks.quantization import bitsandbytes_available
-
-import mu_eval
-from mu_eval.attack import AttackError
 
 
 @pytest.mark.parametrize(("code", "levels"), [("fp4", FP4_CODE), ("nf4", NF4_CODE)])

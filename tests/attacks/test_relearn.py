@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from attack_support import MEMBERS, AttackQATask, NoDataTask, examples
-from mu_eval.attacks.relearn import recovered_fraction, relearn_slice
 
 import mu_eval
 from mu_eval.attack import AttackError
+from mu_eval.attacks.relearn import recovered_fraction, relearn_slice
 from mu_eval.training import TrainConfig, batches, encode_examples, nll_loss, train
 
 FORGET = MEMBERS[:3]

@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 from attack_support import AttackQATask, load
-from mu_eval.attacks.spectral_detuning import IncreaseRankOnPlateau, estimate_rank, recover, recover_layer
 from peft import LoraConfig, get_peft_model
 
 import mu_eval
 from mu_eval.attack import AttackError
+from mu_eval.attacks.spectral_detuning import IncreaseRankOnPlateau, estimate_rank, recover, recover_layer
 from mu_eval.tiny import build_model
 
 TARGETS = ["q_proj", "v_proj"]

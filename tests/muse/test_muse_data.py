@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from mu_eval.tasks.muse import data
-from mu_eval.tasks.muse.task import MuseNews
 
 from mu_eval.data import DataError, find_local_file, load_rows
 from mu_eval.task import TaskContext
+from mu_eval.tasks.muse import data
+from mu_eval.tasks.muse.task import MuseNews
 
 
 def test_knowmem_prompt_matches_golden(muse_news_dir):

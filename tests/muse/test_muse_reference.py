@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from mu_eval.tasks.muse.reference import (
     MUSE_RETRAIN_AUC,
     privleak_against_published,

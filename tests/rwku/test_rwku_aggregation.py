@@ -8,12 +8,12 @@ import math
 import zlib
 
 import pytest
-from mu_eval.tasks.rwku.task import RwkuBatchTask, RwkuTask
 from rwku_support import ADVERSARIAL_TYPES, target_rows
 
 from mu_eval.data import load_rows
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 from mu_eval.task import TaskContext
+from mu_eval.tasks.rwku.task import RwkuBatchTask, RwkuTask
 
 
 def chat(user):

@@ -1,10 +1,10 @@
 """RWKU prompts written out by hand, with a chat template and without one, with and without the ICU prefix."""
 
 import pytest
-from mu_eval.tasks.rwku.prompts import PromptBuilder, completion_context
 from rwku_support import ADVERSARIAL_TYPES, target_rows
 
 from mu_eval.task import TaskContext
+from mu_eval.tasks.rwku.prompts import PromptBuilder, completion_context
 
 
 def chat(user):

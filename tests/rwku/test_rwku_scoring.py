@@ -4,11 +4,11 @@ import math
 
 import nltk
 import pytest
-from mu_eval.tasks.rwku import scoring
-from mu_eval.tasks.rwku.data import select_targets, targets_from_file
 from rouge import Rouge
 
 from mu_eval.metrics.rouge import rougeL_recall_rwku
+from mu_eval.tasks.rwku import scoring
+from mu_eval.tasks.rwku.data import select_targets, targets_from_file
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from mu_eval.tasks.wmdp.mmlu import MmluTask, mmlu_context, parse_subjects
 from wmdp_support import make_rows
 
 import mu_eval
+from mu_eval.tasks.wmdp.mmlu import MmluTask, mmlu_context, parse_subjects
 
 
 def read_samples(folder, task):

@@ -4,7 +4,6 @@ import json
 import math
 
 import pytest
-from mu_eval.tasks.wmdp.wmdp import wmdp_context
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from wmdp_support import TOPIC_WORDS, make_rows, write_jsonl
 
@@ -12,6 +11,7 @@ import mu_eval
 from mu_eval.backends.hf import HFBackend
 from mu_eval.cli import main as cli_main
 from mu_eval.data import DataError
+from mu_eval.tasks.wmdp.wmdp import wmdp_context
 
 OPTIONS = (" A", " B", " C", " D")
 TOPICS = {"wmdp_bio": ("wmdp-bio", "biology"), "wmdp_chem": ("wmdp-chem", "chemistry"),
