@@ -153,6 +153,18 @@ Result = ScoreResult | GenerateResult | ChooseResult
 RESULT_TYPES: dict[str, type] = {"score": ScoreResult, "generate": GenerateResult, "choose": ChooseResult}
 
 
+def register_result_type(kind: str, result_type: type) -> None:
+    """Declare the answer type of a request kind added by a backend plugin, so cached answers read back.
+
+    The type needs `to_json()` and a `from_json(data)` class method. Registering a kind twice with
+    different types is an error.
+    """
+    existing = RESULT_TYPES.get(kind)
+    if existing is not None and existing is not result_type:
+        raise ValueError(f"request kind {kind!r} already answers with {existing.__name__}")
+    RESULT_TYPES[kind] = result_type
+
+
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     """Cut `text` at the earliest occurrence of any stop string."""
     cut = len(text)

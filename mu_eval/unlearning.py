@@ -126,8 +126,8 @@ def as_examples(items: Iterable[Any]) -> list[TextExample]:
     """TextExamples from TextExamples, (prompt, answer) pairs, or dicts with prompt/question and answer."""
     examples = []
     for item in items:
-        if isinstance(item, TextExample):
-            examples.append(item)
+        if isinstance(item, TextExample) or (hasattr(item, "prompt") and hasattr(item, "answer")):
+            examples.append(item)  # classifier examples carry their own prompt/answer-like keys
         elif isinstance(item, Mapping):
             prompt = item.get("prompt", item.get("question", ""))
             examples.append(TextExample(str(prompt), str(item["answer"])))
@@ -207,6 +207,17 @@ def save_unlearned(model: Any, tokenizer: Any, directory: str | os.PathLike) -> 
     return str(path)
 
 
+def check_data_kind(method: Method, data: UnlearningData) -> None:
+    """An LLM method needs text examples and a classifier method labelled inputs: say so, not a stack trace."""
+    text = [isinstance(e, TextExample) for e in data.forget + data.retain]
+    if method.kind == "llm" and not all(text):
+        raise MethodError(f"method {method.name!r} unlearns language models, but the run's tasks provided "
+                          "classifier examples; choose a classifier method (mu-eval list methods)")
+    if method.kind == "classifier" and any(text):
+        raise MethodError(f"method {method.name!r} unlearns classifiers, but the run's tasks provided text "
+                          "examples; choose a language-model method (mu-eval list methods)")
+
+
 def run_method(
     method: Method,
     model: Any,
@@ -215,6 +226,7 @@ def run_method(
     save_model: str | os.PathLike | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Run `method` and return the unlearned model and the report's method section."""
+    check_data_kind(method, data)
     started = time.perf_counter()
     unlearned = method.unlearn(model, tokenizer, data)
     wall_time = time.perf_counter() - started

@@ -47,3 +47,14 @@ def other_tiny_checkpoint(tmp_path_factory) -> Path:
     from mu_eval.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny2") / "model", TRAINING_TEXTS, seed=1, vocab_size=600)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and spinning threads cost a lot on 2 shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

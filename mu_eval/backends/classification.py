@@ -20,7 +20,7 @@ from mu_eval.backends.base import Backend, BackendError
 from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
 from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
 from mu_eval.identity import hash_weight_files
-from mu_eval.requests import RESULT_TYPES, Generate, GenerateResult, cut_at_stop
+from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 #: Bumped whenever a change here could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 1
@@ -74,7 +74,7 @@ class ClassifyResult:
         return cls(logits=tuple(float(z) for z in data["logits"]))
 
 
-RESULT_TYPES.setdefault(Classify.kind, ClassifyResult)
+register_result_type(Classify.kind, ClassifyResult)
 
 
 def register_input(modality: str, value: Any) -> tuple[str, Any]:

@@ -18,7 +18,7 @@ from mu_eval.backends.base import Backend, BackendError
 from mu_eval.backends.classification import register_input, stored_input
 from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
 from mu_eval.identity import hash_weight_files
-from mu_eval.requests import RESULT_TYPES, Generate, GenerateResult, cut_at_stop
+from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 ANSWER_VERSION = 1
 IMAGE_TOKEN = "<image>"
@@ -39,7 +39,7 @@ class VisualGenerate:
         return self.prompt
 
 
-RESULT_TYPES.setdefault(VisualGenerate.kind, GenerateResult)
+register_result_type(VisualGenerate.kind, GenerateResult)
 
 
 def visual_generate_request(prompt: str, images: list[Any], max_new_tokens: int,

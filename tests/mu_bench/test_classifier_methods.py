@@ -79,7 +79,7 @@ def test_l1_sparse_with_zero_gamma_is_plain_fine_tuning_and_gamma_shrinks_weight
     for (_, a), (_, b) in zip(ft.named_parameters(), l1_zero.named_parameters()):
         assert torch.equal(a, b)
     l1, _ = unlearn("l1_sparse", setup, gamma=0.05, **common)
-    norm = lambda m: sum(float(p.abs().sum()) for p in m.parameters())  # noqa: E731
+    norm = lambda m: sum(float(p.detach().abs().sum()) for p in m.parameters())  # noqa: E731
     assert norm(l1) < norm(ft)
     assert accuracy(ft, processor, data.retain) == 1.0
 
