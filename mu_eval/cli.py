@@ -94,7 +94,14 @@ def load_subcommand(target: str) -> Callable[[Sequence[str]], int]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"mu-eval: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = one_line_warning
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:

@@ -10,7 +10,6 @@ import torch
 
 from mu_eval.backends.base import PLAIN_PROMPT, Backend
 from mu_eval.backends.hf_encoding import (
-    encode_generation_prompt,
     encode_prompt,
     encode_score,
     single_token_option,
@@ -129,7 +128,7 @@ class HFBackend(Backend):
         if isinstance(request, Score):
             return len(self._encode_score(request).input_ids)
         if isinstance(request, Generate):
-            prompt_ids = encode_generation_prompt(self.tokenizer, request.prompt, self.max_length)
+            prompt_ids = encode_prompt(self.tokenizer, request.prompt, self.max_length)
             return len(prompt_ids) + request.max_new_tokens
         if isinstance(request, Choose):
             return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
@@ -147,7 +146,7 @@ class HFBackend(Backend):
 
     def generate(self, requests: list[Generate]) -> list[GenerateResult]:
         self.counters["generate_calls"] += 1
-        prompts = [encode_generation_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
         return greedy_generate(self.torch_model, self.tokenizer, prompts, requests, self.device)
 
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:

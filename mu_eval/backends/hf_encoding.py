@@ -91,17 +91,6 @@ def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[i
     return ids
 
 
-def encode_generation_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[int]:
-    """Prompt ids for generation, without the prompt's trailing spaces.
-
-    Tokenizers merge a space into the word after it, so a model trained on "Answer: Paris" never saw a
-    lone trailing-space token; encoding "Answer: " alone would ask it to continue from one. The space is
-    left for the model to generate, as it did in training (and as scoring sees it, prompt and answer being
-    encoded together).
-    """
-    return encode_prompt(tokenizer, prompt.rstrip(" "), max_length)
-
-
 def single_token_option(tokenizer: Any, context_ids: list[int], context: str, option: str) -> int | None:
     """The option's token id when `context + option` is exactly the context's tokens plus one token."""
     joint, _ = encode(tokenizer, context + option)

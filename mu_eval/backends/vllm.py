@@ -15,7 +15,6 @@ from typing import Any
 
 from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError
 from mu_eval.backends.hf_encoding import (
-    encode_generation_prompt,
     encode_prompt,
     encode_score,
     single_token_option,
@@ -106,7 +105,7 @@ class VLLMBackend(Backend):
                                    self.max_length)
             return len(encoded.input_ids)
         if isinstance(request, Generate):
-            prompt_ids = encode_generation_prompt(self.tokenizer, request.prompt, self.max_length)
+            prompt_ids = encode_prompt(self.tokenizer, request.prompt, self.max_length)
             return len(prompt_ids) + request.max_new_tokens
         return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
 
@@ -131,7 +130,7 @@ class VLLMBackend(Backend):
 
         first = requests[0]
         params = SamplingParams(temperature=0.0, max_tokens=first.max_new_tokens, stop=list(first.stop) or None)
-        prompts = [encode_generation_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
         outputs = self._run(prompts, params)
         return [GenerateResult(cut_at_stop(o.outputs[0].text, first.stop), len(o.outputs[0].token_ids))
                 for o in outputs]

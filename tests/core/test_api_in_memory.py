@@ -45,12 +45,3 @@ def test_evaluation_inside_a_training_loop_tracks_learning(model_and_tokenizer):
     p_before = before.metric("support_qa", "probability")
     p_after = after.metric("support_qa", "probability")
     assert p_after > p_before + 0.2
-    # greedy answers to the trained prompts start as trained (the prompt's trailing space is not a lone token)
-    from mu_eval.backends.hf import HFBackend
-    from mu_eval.requests import Generate
-
-    backend = HFBackend.from_model(model, tokenizer)
-    answers = backend.generate([Generate(e.prompt, 3) for e in examples])
-    backend.close()
-    starts = [a.text.split()[:1] == e.answer.split()[:1] for a, e in zip(answers, examples)]
-    assert sum(starts) >= len(examples) // 2, [a.text for a in answers]

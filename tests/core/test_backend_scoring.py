@@ -162,16 +162,3 @@ def test_choose_single_pass_equals_scoring_each_option(tiny_checkpoint):
         scored = backend.score([Score(context, option) for option in options])
         assert [s.num_tokens() for s in scored] == [1] * len(options)
         assert list(answer.logprobs) == pytest.approx([s.sum_logprob() for s in scored], abs=1e-5)
-
-
-def test_generation_prompt_is_the_token_prefix_that_training_and_scoring_see(backend):
-    """'Answer: ' + 'Paris' is tokenised with the space inside the answer's first token; the generation
-    prompt must therefore be the joint tokens before the answer, not a lone trailing-space token."""
-    from mu_eval.backends.hf_encoding import encode_generation_prompt, encode_score
-
-    tokenizer = backend.tokenizer
-    for question, answer in [("What is the capital of France?", "Paris is the capital of France."),
-                             ("Who wrote Hamlet?", "William Shakespeare wrote Hamlet.")]:
-        prompt = f"Question: {question}\nAnswer: "
-        joint = encode_score(tokenizer, prompt, answer, append_eos=False, max_length=None)
-        assert encode_generation_prompt(tokenizer, prompt, None) == list(joint.input_ids[: joint.start])
