@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from mu_eval.identity import hash_weight_files
 from mu_eval.requests import (
     Choose,
     ChooseResult,
@@ -20,6 +22,47 @@ PLAIN_PROMPT = "Question: {question}\nAnswer: "
 
 class BackendError(Exception):
     """A model could not be loaded or asked; the message says what and where."""
+
+
+def checkpoint_source(model: str) -> tuple[Path, str]:
+    """The local path of `model` and what to hand to `from_pretrained` (the path, or the hub id).
+
+    A name that looks like a path (./, /, ~) but does not exist is an error, not a hub look-up.
+    """
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) and not path.exists():
+        raise BackendError(f"model path does not exist: {path}")
+    return path, (str(path) if path.exists() else model)
+
+
+def model_identity(
+    backend: str,
+    answer_version: int,
+    torch_model: Any,
+    model: str | None = None,
+    revision: str | None = None,
+    adapter: str | None = None,
+) -> dict[str, Any]:
+    """The identity of a checkpoint loaded from `model` (a path or hub id), or of an in-memory model.
+
+    In-memory models (model=None) have no weights hash here; the API hashes their weights when it caches.
+    """
+    path = Path(model).expanduser() if model is not None else None
+    local = path is not None and path.exists()
+    identity = {
+        "backend": backend,
+        "answer_version": answer_version,
+        "model": (str(path.resolve()) if local else model) if model is not None
+        else f"in-memory {type(torch_model).__name__}",
+        "revision": revision,
+        "weights_sha256": hash_weight_files(path) if local else None,
+        "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
+        "adapter": adapter,
+        "quantization": None,
+    }
+    if adapter:
+        identity["adapter_sha256"] = hash_weight_files(adapter)
+    return identity
 
 
 class Backend:

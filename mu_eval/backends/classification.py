@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from mu_eval.backends.base import Backend, BackendError
+from mu_eval.backends.base import Backend, BackendError, checkpoint_source, model_identity
 from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
 from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
-from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 #: Bumped whenever a change here could change an answer, so stale cache entries are not reused.
@@ -183,10 +181,7 @@ class ClassifierBackend(Backend):
 
         args = ModelArgs.parse(model_args or {})
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        path = Path(model).expanduser()
-        if model.startswith((".", "/", "~")) and not path.exists():
-            raise BackendError(f"model path does not exist: {path}")
-        source = str(path) if path.exists() else model
+        _, source = checkpoint_source(model)
         kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
         try:
             config = AutoConfig.from_pretrained(source, **kwargs)
@@ -198,32 +193,16 @@ class ClassifierBackend(Backend):
         except OSError as error:
             raise BackendError(f"cannot load classifier {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": str(path.resolve()) if path.exists() else model,
-            "revision": args.revision,
-            "weights_sha256": hash_weight_files(path) if path.exists() else None,
-            "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
-            "adapter": None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
         return cls(torch_model, processor, identity=identity, modality=modality, max_length=args.max_length)
 
     @classmethod
     def from_model(
         cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any
     ) -> ClassifierBackend:
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": model_id or f"in-memory {type(model).__name__}",
-            "revision": None,
-            "weights_sha256": None,
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "adapter": None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, model)
+        if model_id:
+            identity["model"] = model_id
         return cls(model, tokenizer, identity=identity, modality=options.get("modality"))
 
     def identity(self) -> dict[str, Any]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from mu_eval.backends.base import PLAIN_PROMPT, Backend
+from mu_eval.backends.base import PLAIN_PROMPT, Backend, model_identity
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
@@ -17,7 +16,6 @@ from mu_eval.backends.hf_encoding import (
 from mu_eval.backends.hf_generation import greedy_generate
 from mu_eval.backends.hf_loading import ModelArgs, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
-from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
@@ -66,32 +64,14 @@ class HFBackend(Backend):
         args = ModelArgs.parse(model_args or {})
         device = device or default_device()
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
-        path = Path(model).expanduser()
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": str(path.resolve()) if path.exists() else model,
-            "revision": args.revision,
-            "weights_sha256": hash_weight_files(path) if path.exists() else None,
-            "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
-            "adapter": args.peft,
-            "adapter_sha256": hash_weight_files(args.peft) if args.peft else None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision, args.peft)
         return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length, **options)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> HFBackend:
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": model_id or f"in-memory {type(model).__name__}",
-            "revision": None,
-            "weights_sha256": None,
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "adapter": None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, model)
+        if model_id:
+            identity["model"] = model_id
         return cls(model, tokenizer, identity=identity, **options)
 
     def identity(self) -> dict[str, Any]:

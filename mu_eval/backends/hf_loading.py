@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mu_eval.backends.base import BackendError
+from mu_eval.backends.base import BackendError, checkpoint_source
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 
@@ -74,12 +74,9 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
     """AutoModelForCausalLM and AutoTokenizer from a path or hub id; a LoRA/peft adapter on top if asked."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(model).expanduser()
-    if model.startswith((".", "/", "~")) and not path.exists():
-        raise BackendError(f"model path does not exist: {path}")
+    path, source = checkpoint_source(model)
     if path.exists() and not (path / "config.json").is_file():
         raise BackendError(f"model path has no config.json (not a transformers checkpoint): {path}")
-    source = str(path) if path.exists() else model
     dtype = resolve_dtype(args.dtype, device)
     kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
     try:

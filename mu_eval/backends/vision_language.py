@@ -9,15 +9,13 @@ answer cache is keyed by the pictures' pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from mu_eval.backends.base import Backend, BackendError
+from mu_eval.backends.base import Backend, BackendError, checkpoint_source, model_identity
 from mu_eval.backends.classification import register_input, stored_input
 from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
-from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 ANSWER_VERSION = 1
@@ -81,10 +79,7 @@ class VisionLanguageBackend(Backend):
 
         args = ModelArgs.parse(model_args or {})
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        path = Path(model).expanduser()
-        if model.startswith((".", "/", "~")) and not path.exists():
-            raise BackendError(f"model path does not exist: {path}")
-        source = str(path) if path.exists() else model
+        _, source = checkpoint_source(model)
         kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs)
@@ -94,30 +89,14 @@ class VisionLanguageBackend(Backend):
         except OSError as error:
             raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": str(path.resolve()) if path.exists() else model,
-            "revision": args.revision,
-            "weights_sha256": hash_weight_files(path) if path.exists() else None,
-            "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
-            "adapter": None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
         return cls(torch_model, processor, identity=identity)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> Any:
-        identity = {
-            "backend": cls.name,
-            "answer_version": ANSWER_VERSION,
-            "model": model_id or f"in-memory {type(model).__name__}",
-            "revision": None,
-            "weights_sha256": None,
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "adapter": None,
-            "quantization": None,
-        }
+        identity = model_identity(cls.name, ANSWER_VERSION, model)
+        if model_id:
+            identity["model"] = model_id
         return cls(model, tokenizer, identity=identity)
 
     def identity(self) -> dict[str, Any]:
