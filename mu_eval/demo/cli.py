@@ -63,7 +63,7 @@ def summary(result: DemoResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(argv or []))
+    args = build_parser().parse_args(None if argv is None else list(argv))
     if args.people < 10:
         print("mu-eval demo: error: --people must be at least 10")
         return 2

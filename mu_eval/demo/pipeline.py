@@ -20,6 +20,16 @@ from mu_eval.report import Report
 TARGET_MAX_FQ = 0.05
 REFERENCE_MIN_FQ = 0.1
 
+#: The demo models' chat template. Its generation prompt ends with a newline, which byte-level BPE keeps as
+#: a token of its own, so a prompt encoded alone for generation ends on the same token as in training
+#: (a prompt ending in a space would not: the space merges into the answer's first word in training).
+DEMO_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'user' %}Question: {{ message['content'] }}\n"
+    "{% else %}Answer:\n{{ message['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}Answer:\n{% endif %}"
+)
+
 
 @dataclass
 class DemoConfig:
@@ -89,14 +99,13 @@ class DemoResult:
 
 
 def benchmark_texts(people: int, seed: int) -> list[str]:
-    """Every string of the benchmark, prompts formatted as the demo's models see them (tokenizer training)."""
-    from mu_eval.backends.base import PLAIN_PROMPT
+    """Every string of the benchmark, prompts formatted as the demo's template does (tokenizer training)."""
     from mu_eval.tasks.synthetic_profiles.generator import build_benchmark
 
     texts = []
     for rows in build_benchmark(people, seed).values():
         for row in rows:
-            texts.append(PLAIN_PROMPT.format(question=row["question"]) + row["answer"])
+            texts.append(f"Question: {row['question']}\nAnswer:\n{row['answer']}")
             texts.extend(row.get(key, "") for key in ("paraphrased_question", "paraphrased_answer"))
             texts.extend(row.get("perturbed_answer", []))
     return [text for text in texts if text]
@@ -119,7 +128,7 @@ def training_data(config: DemoConfig, model: Any, tokenizer: Any) -> tuple[list,
     from mu_eval.task import TaskContext
 
     task = get_registry().task(config.task_name, **config.task_options)
-    context = TaskContext(load=lambda spec: [], chat=prompt_formatter(model, tokenizer), uses_chat_template=False)
+    context = TaskContext(load=lambda spec: [], chat=prompt_formatter(model, tokenizer), uses_chat_template=True)
     data = task.unlearning_data(context)
     return data.retain + data.forget, data.retain
 
@@ -173,7 +182,8 @@ def run_demo(output_path: str | Path, config: DemoConfig | None = None,
     started = time.time()
     result = DemoResult(config, output)
     write_benchmark(output / "data", config.people, config.seed)
-    tokenizer = build_tokenizer(benchmark_texts(config.people, config.seed), vocab_size=config.vocab_size)
+    tokenizer = build_tokenizer(benchmark_texts(config.people, config.seed), vocab_size=config.vocab_size,
+                                chat_template=DEMO_CHAT_TEMPLATE)
     plans = (("reference", config.seed + 1, "retain"), ("target", config.seed, "full"),
              ("reference_seed2", config.seed + 2, "retain"))
     full = retain = None

@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from mu_eval.requests import Generate, Request, Result, Score, ScoreResult
+from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult
 from mu_eval.task import Task, TaskContext, TaskResult, TextExample, UnlearningData
 from mu_eval.tasks.tofu import metrics as M
 from mu_eval.tasks.tofu import results as R
@@ -34,6 +34,20 @@ def optional_int(value: Any, name: str) -> int | None:
     if number < 1:
         raise ValueError(f"task option {name} must be positive, got {number}")
     return number
+
+
+def score_at(results: list[Result], position: int) -> ScoreResult:
+    result = results[position]
+    if not isinstance(result, ScoreResult):
+        raise TypeError(f"expected a ScoreResult at position {position}, got {type(result).__name__}")
+    return result
+
+
+def text_at(results: list[Result], position: int) -> str:
+    result = results[position]
+    if not isinstance(result, GenerateResult):
+        raise TypeError(f"expected a GenerateResult at position {position}, got {type(result).__name__}")
+    return result.text
 
 
 @dataclass(frozen=True)
@@ -139,18 +153,15 @@ class TofuTask(Task):
 
     # -- results -------------------------------------------------------------------------------------------
     def process_results(self, results: list[Result], ctx: TaskContext) -> TaskResult:
-        def score(position: int) -> ScoreResult:
-            return results[position]  # type: ignore[return-value]
-
         sets: dict[str, R.SetItems] = {}
         samples: list[dict] = []
         for role, planned in self._sets.items():
             sets[role] = self._set_items(role, planned, results)
             for item, prob, s, rouge in zip(planned, sets[role].prob, sets[role].s, sets[role].rouge):
                 samples.append({"set": role, "question": item.row["question"], "answer": item.row["answer"],
-                                "generation": results[item.generation].text,  # type: ignore[union-attr]
+                                "generation": text_at(results, item.generation),
                                 "rougeL_recall": rouge, "prob": prob, "truth_ratio_s": s})
-        holdout_min_k = [R.token_metrics(score(item.answer))[2] for item in self._holdout]
+        holdout_min_k = [R.token_metrics(score_at(results, item.answer))[2] for item in self._holdout]
         items = R.items_section(sets, holdout_min_k)
         forget_rows = [item.row for item in self._sets["forget"]]
         info = {
@@ -170,16 +181,15 @@ class TofuTask(Task):
         return TaskResult(metrics=metrics, items=items, samples=samples, info=info)
 
     def _set_items(self, role: str, planned: list[PlannedItem], results: list[Result]) -> R.SetItems:
-        answers = [results[item.answer] for item in planned]
-        answer_nll = [a.nll(include_eos=True) for a in answers]  # type: ignore[union-attr]
-        base_nll = [results[item.base].nll(include_eos=True) for item in planned]  # type: ignore[union-attr]
-        perturbed_nll = [[results[j].nll(include_eos=True) for j in item.perturbed]  # type: ignore[union-attr]
-                         for item in planned]
+        answers = [score_at(results, item.answer) for item in planned]
+        answer_nll = [a.nll(include_eos=True) for a in answers]
+        base_nll = [score_at(results, item.base).nll(include_eos=True) for item in planned]
+        perturbed_nll = [[score_at(results, j).nll(include_eos=True) for j in item.perturbed] for item in planned]
         if role in R.NORMALISED_SETS:
             prob = M.normalised_probabilities(answer_nll, perturbed_nll)
         else:
             prob = M.probabilities(answer_nll)
-        generations = [results[item.generation].text for item in planned]  # type: ignore[union-attr]
+        generations = [text_at(results, item.generation) for item in planned]
         items = R.SetItems(
             prob=R.as_float_list(prob),
             s=R.as_float_list(M.truth_ratio_statistics(base_nll, perturbed_nll)),

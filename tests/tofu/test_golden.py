@@ -42,6 +42,11 @@ ABS = 1e-4
 REL_FQ = 1e-3
 
 
+def relatively_close(value: float, expected: float, rel: float) -> bool:
+    """`pytest.approx` adds an absolute 1e-12 that would accept any p-value of 1e-21; this does not."""
+    return math.isclose(value, expected, rel_tol=rel, abs_tol=0.0)
+
+
 def read_log(shared_data, model: str, role: str) -> dict[str, list]:
     """`{field: [value of item 0, 1, ...]}` in numeric key order ("10" sorts before "2" as a string)."""
     path = shared_data / "tofu" / "golden-logs" / f"llama2-7b_{model}" / FILES[role]
@@ -88,7 +93,7 @@ def test_model_utility(logs, model):
 
 def test_forget_quality(logs):
     statistic, pvalue = M.ks_test(forget_s(logs, "full"), forget_s(logs, "retain90"))
-    assert pvalue == pytest.approx(EXPECTED_FQ, rel=REL_FQ)
+    assert relatively_close(pvalue, EXPECTED_FQ, REL_FQ)
     assert statistic == pytest.approx(EXPECTED_D, abs=1e-6)
     assert M.forget_quality(forget_s(logs, "full"), forget_s(logs, "retain90")) == pvalue
 
@@ -111,14 +116,14 @@ def test_arithmetic_mean_of_perturbations_gives_the_wrong_numbers(logs):
     assert utility(logs, "retain90", "arithmetic") == pytest.approx(0.5752, abs=ABS)
     assert M.forget_truth_ratio(forget_s(logs, "full", "arithmetic")) == pytest.approx(0.5304, abs=ABS)
     fq = M.forget_quality(forget_s(logs, "full", "arithmetic"), forget_s(logs, "retain90", "arithmetic"))
-    assert fq == pytest.approx(6.03e-23, rel=1e-2)
+    assert relatively_close(fq, 6.03e-23, 1e-2)
     assert abs(utility(logs, "full", "arithmetic") - EXPECTED_MU["full"]) > 0.03
 
 
 def test_asymptotic_ks_differs(logs):
     fq = M.forget_quality(forget_s(logs, "full"), forget_s(logs, "retain90"), method="asymp")
-    assert fq == pytest.approx(8.50e-22, rel=1e-2)
-    assert fq != pytest.approx(EXPECTED_FQ, rel=0.1)
+    assert relatively_close(fq, 8.50e-22, 1e-2)
+    assert not relatively_close(fq, EXPECTED_FQ, 0.1)
 
 
 def test_prob_mean_aggregator_is_another_metric(logs):
@@ -128,7 +133,7 @@ def test_prob_mean_aggregator_is_another_metric(logs):
 
 def test_first_200_items_change_forget_quality(logs):
     fq = M.forget_quality(forget_s(logs, "full")[:200], forget_s(logs, "retain90")[:200])
-    assert fq == pytest.approx(4.73e-15, rel=1e-2)
+    assert relatively_close(fq, 4.73e-15, 1e-2)
 
 
 def test_stored_truth_ratio_is_the_inverse_of_s(logs):
@@ -191,8 +196,9 @@ def test_data_files_match_the_logs(logs, shared_data, role, name):
 # -- FQ properties and the reference round trip ---------------------------------------------------------------
 def test_forget_quality_symmetry_and_identity(logs):
     full, retain = forget_s(logs, "full"), forget_s(logs, "retain90")
-    assert M.forget_quality(1 / full, 1 / retain) == pytest.approx(M.forget_quality(full, retain), rel=1e-12)
-    assert M.forget_quality(retain, full) == pytest.approx(M.forget_quality(full, retain), rel=1e-12)
+    fq = M.forget_quality(full, retain)
+    assert relatively_close(M.forget_quality(1 / full, 1 / retain), fq, 1e-9)
+    assert relatively_close(M.forget_quality(retain, full), fq, 1e-9)
     assert M.forget_quality(retain, retain) == 1.0
 
 
@@ -216,7 +222,7 @@ def test_reference_report_round_trip(logs, tmp_path):
     model_items = {"forget_truth_ratio_s": [float(v) for v in forget_s(logs, "full")],
                    "forget_min_k": [], "holdout_min_k": []}
     values = R.reference_metrics(task_name, model_items, {}, reference)
-    assert values["forget_quality"].value == pytest.approx(EXPECTED_FQ, rel=REL_FQ)
+    assert relatively_close(values["forget_quality"].value, EXPECTED_FQ, REL_FQ)
     assert values["forget_quality"].n == 300
     assert values["privleak"].value is None and "forget_min_k" in values["privleak"].reason
     missing = R.reference_metrics(task_name, model_items, {}, None)["forget_quality"]
