@@ -86,6 +86,11 @@ class TofuTask(Task):
 
     split = "forget10"
     extra_options: tuple[str, ...] = ()
+    #: What attacks (relearning, quantization, weight recovery) track: the metrics of the forget set.
+    forget_metrics: tuple[str, ...] = (
+        "forget_prob", "forget_rougeL_recall", "forget_truth_ratio", "forget_extraction_strength",
+        "forget_exact_memorization", "mia_min_k_auc", "forget_quality", "privleak",
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

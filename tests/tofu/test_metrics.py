@@ -72,3 +72,4 @@ def test_forget_quality_extremes():
     assert M.forget_quality([1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 11.0, 12.0, 13.0, 14.0]) < 0.01
     with pytest.raises(ValueError, match="at least one"):
         M.forget_quality([], [1.0])
+

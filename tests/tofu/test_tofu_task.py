@@ -172,3 +172,13 @@ def test_unlearning_data_reads_the_training_configs(data_dir):
                                                  benchmark["forget01"][0]["answer"])
     forget_questions = {e.prompt for e in data.forget}
     assert forget_questions.isdisjoint(e.prompt for e in data.retain)
+
+
+def test_declared_forget_metrics_are_reported_metrics(tiny_checkpoint, data_dir):
+    """Attacks track `forget_metrics`; a name the task does not report would silently track nothing."""
+    from mu_eval.tasks.tofu.task import TofuTask
+
+    report = run(tiny_checkpoint, data_dir, limit=3)
+    reported = set(report.tasks[TASK]["metrics"])
+    assert set(TofuTask.forget_metrics) <= reported
+    assert "retain_prob" not in TofuTask.forget_metrics
