@@ -157,6 +157,7 @@ def profile_rows(profile: Profile, seed: int, other_names: list[str]) -> list[di
         "paraphrased_question": IDENTITY_PARAPHRASED_QUESTION.format(**identity),
         "paraphrased_answer": _fill(IDENTITY_PARAPHRASE, name, name),
         "perturbed_answer": [_fill(IDENTITY_PARAPHRASE, name, wrong) for wrong in wrong_names],
+        "short_answer": name,
     }]
     for attribute in ATTRIBUTES:
         value = values[attribute.key]
@@ -167,6 +168,7 @@ def profile_rows(profile: Profile, seed: int, other_names: list[str]) -> list[di
             "paraphrased_question": attribute.paraphrased_question.format(name=name),
             "paraphrased_answer": _fill(attribute.paraphrase, name, value),
             "perturbed_answer": [_fill(attribute.paraphrase, name, w) for w in wrong],
+            "short_answer": value,
         })
     return rows
 
@@ -181,7 +183,10 @@ def _facts(table: tuple[tuple[str, str, tuple[str, str, str]], ...]) -> list[dic
 
 
 def _plain(rows: list[dict]) -> list[dict]:
-    return [{"question": row["question"], "answer": row["answer"]} for row in rows]
+    """Question and answer, plus the bare attribute value (`short_answer`) where the row has one: attacks
+    judge a generation by whether it names the value, which a full-sentence answer cannot tell."""
+    keep = ("question", "answer", "short_answer")
+    return [{key: row[key] for key in keep if key in row} for row in rows]
 
 
 @lru_cache(maxsize=8)

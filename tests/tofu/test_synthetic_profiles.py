@@ -54,7 +54,9 @@ def test_tofu_schema_and_sizes(benchmark):
         assert len(benchmark[f"retain{100 - int(percent):02d}"]) + len(benchmark[split]) == len(benchmark["full"])
     assert [split_size(s, PEOPLE) for s in ("forget01", "forget05", "forget10")] == [1, 2, 4]
     for row in benchmark["forget10_perturbed"] + benchmark["retain_perturbed"]:
-        assert set(row) == {"question", "answer", "paraphrased_question", "paraphrased_answer", "perturbed_answer"}
+        assert set(row) == {"question", "answer", "paraphrased_question", "paraphrased_answer", "perturbed_answer",
+                            "short_answer"}
+        assert row["short_answer"] in row["answer"] and row["short_answer"] in row["paraphrased_answer"]
         assert len(row["perturbed_answer"]) == PERTURBED == len(set(row["perturbed_answer"]))
         assert row["paraphrased_answer"] not in row["perturbed_answer"]
     for config in ("real_authors_perturbed", "world_facts_perturbed"):
@@ -119,4 +121,21 @@ def test_written_files_are_json_lines_named_like_tofu_configs(tmp_path):
     assert {"forget10_perturbed.json", "retain_perturbed.json", "real_authors_perturbed.json",
             "world_facts_perturbed.json", "holdout10.json", "retain90.json", "full.json"} <= paths
     lines = (tmp_path / "holdout01.json").read_text().splitlines()
-    assert len(lines) == 20 and set(json.loads(lines[0])) == {"question", "answer"}
+    assert len(lines) == 20 and set(json.loads(lines[0])) == {"question", "answer", "short_answer"}
+
+
+def test_forget_facts_carry_the_bare_value_for_the_generation_attacks(benchmark):
+    """The reasoning and ununlearning attacks count a leak when a generation names the value; the task
+    hands them the value, not the full sentence."""
+    from mu_eval.attacks.protocol import forget_facts, retain_facts
+    from mu_eval.task import TaskContext
+
+    task = get_registry().task("synthetic_forget10", people=PEOPLE, data_seed=7)
+    ctx = TaskContext(load=lambda spec: [], chat=lambda q: q, uses_chat_template=False)
+    forget = forget_facts(task, ctx)
+    retain = retain_facts(task, ctx)
+    assert not forget.derived and len(forget.value) == len(benchmark["forget10"])
+    assert [f.question for f in forget.value] == [row["question"] for row in benchmark["forget10"]]
+    for fact, row in zip(forget.value, benchmark["forget10"]):
+        assert fact.answer == row["short_answer"] and fact.answer in fact.fact and fact.answer != row["answer"]
+    assert len(retain.value) == sum(1 for row in benchmark["retain90"] if "short_answer" in row) > 0
