@@ -128,6 +128,7 @@ def evaluate(
     reference_data = resolve_reference(reference)
     the_backend = make_backend(model, backend, model_args, device, use_chat_template)
     timings: dict[str, float] = {"load_model": time.time() - started}
+    cache = None
     try:
         chat = the_backend.chat_formatter()
         data_directory = resolve_data_dir(data_dir)
@@ -153,7 +154,6 @@ def evaluate(
                 method, method_options or {}, the_backend, task_instances, contexts, save_model, seed
             )
             timings["method"] = time.time() - method_started
-        cache = None
         if use_cache if use_cache is not None else not in_memory:
             identity = the_backend.identity()
             if in_memory or method_section is not None:
@@ -220,8 +220,8 @@ def evaluate(
         samples = {name: result.samples for name, result in results.items()} if log_samples else None
         if output_path is not None:
             write_report(data, output_path, samples)
-        if cache is not None:
-            cache.close()
         return Report(data)
     finally:
+        if cache is not None:
+            cache.close()
         the_backend.close()
