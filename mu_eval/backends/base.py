@@ -42,10 +42,12 @@ def model_identity(
     model: str | None = None,
     revision: str | None = None,
     adapter: str | None = None,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
     """The identity of a checkpoint loaded from `model` (a path or hub id), or of an in-memory model.
 
-    In-memory models (model=None) have no weights hash here; the API hashes their weights when it caches.
+    In-memory models (model=None) are named by `model_id` when given and have no weights hash here; the
+    API hashes their weights when it caches.
     """
     path = Path(model).expanduser() if model is not None else None
     local = path is not None and path.exists()
@@ -53,7 +55,7 @@ def model_identity(
         "backend": backend,
         "answer_version": answer_version,
         "model": (str(path.resolve()) if local else model) if model is not None
-        else f"in-memory {type(torch_model).__name__}",
+        else model_id or f"in-memory {type(torch_model).__name__}",
         "revision": revision,
         "weights_sha256": hash_weight_files(path) if local else None,
         "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),

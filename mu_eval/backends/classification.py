@@ -17,7 +17,7 @@ import torch
 
 from mu_eval.backends.base import Backend, BackendError, checkpoint_source, model_identity
 from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
-from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
+from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 #: Bumped whenever a change here could change an answer, so stale cache entries are not reused.
@@ -180,9 +180,9 @@ class ClassifierBackend(Backend):
         from transformers import AutoConfig
 
         args = ModelArgs.parse(model_args or {})
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
         _, source = checkpoint_source(model)
-        kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+        kwargs = args.loader_kwargs()
         try:
             config = AutoConfig.from_pretrained(source, **kwargs)
             modality = args.extra.get("modality") or detect_modality(config)
@@ -200,9 +200,7 @@ class ClassifierBackend(Backend):
     def from_model(
         cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any
     ) -> ClassifierBackend:
-        identity = model_identity(cls.name, ANSWER_VERSION, model)
-        if model_id:
-            identity["model"] = model_id
+        identity = model_identity(cls.name, ANSWER_VERSION, model, model_id=model_id)
         return cls(model, tokenizer, identity=identity, modality=options.get("modality"))
 
     def identity(self) -> dict[str, Any]:

@@ -14,16 +14,12 @@ from mu_eval.backends.hf_encoding import (
     single_token_option,
 )
 from mu_eval.backends.hf_generation import greedy_generate
-from mu_eval.backends.hf_loading import ModelArgs, load_model_and_tokenizer
+from mu_eval.backends.hf_loading import ModelArgs, default_device, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 2
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class HFBackend(Backend):
@@ -69,9 +65,7 @@ class HFBackend(Backend):
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> HFBackend:
-        identity = model_identity(cls.name, ANSWER_VERSION, model)
-        if model_id:
-            identity["model"] = model_id
+        identity = model_identity(cls.name, ANSWER_VERSION, model, model_id=model_id)
         return cls(model, tokenizer, identity=identity, **options)
 
     def identity(self) -> dict[str, Any]:

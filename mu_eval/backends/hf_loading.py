@@ -23,6 +23,10 @@ class ModelArgs:
     max_length: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    def loader_kwargs(self) -> dict[str, Any]:
+        """What every `from_pretrained` of a backend receives: revision and the remote-code switch."""
+        return {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+
     @classmethod
     def parse(cls, values: dict[str, str]) -> ModelArgs:
         args = cls()
@@ -62,6 +66,12 @@ def parse_key_values(text: str | None) -> dict[str, str]:
     return pairs
 
 
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_dtype(name: str, device: str) -> Any:
     import torch
 
@@ -78,7 +88,7 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
     if path.exists() and not (path / "config.json").is_file():
         raise BackendError(f"model path has no config.json (not a transformers checkpoint): {path}")
     dtype = resolve_dtype(args.dtype, device)
-    kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+    kwargs = args.loader_kwargs()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model_kwargs = dict(kwargs, dtype=dtype)

@@ -15,7 +15,7 @@ import torch
 
 from mu_eval.backends.base import Backend, BackendError, checkpoint_source, model_identity
 from mu_eval.backends.classification import register_input, stored_input
-from mu_eval.backends.hf_loading import ModelArgs, resolve_dtype
+from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
 ANSWER_VERSION = 1
@@ -78,9 +78,9 @@ class VisionLanguageBackend(Backend):
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
         args = ModelArgs.parse(model_args or {})
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
         _, source = checkpoint_source(model)
-        kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+        kwargs = args.loader_kwargs()
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs)
             torch_model = LlavaForConditionalGeneration.from_pretrained(
@@ -94,9 +94,7 @@ class VisionLanguageBackend(Backend):
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> Any:
-        identity = model_identity(cls.name, ANSWER_VERSION, model)
-        if model_id:
-            identity["model"] = model_id
+        identity = model_identity(cls.name, ANSWER_VERSION, model, model_id=model_id)
         return cls(model, tokenizer, identity=identity)
 
     def identity(self) -> dict[str, Any]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError
+from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError, checkpoint_source
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
@@ -22,6 +21,9 @@ from mu_eval.backends.hf_encoding import (
 from mu_eval.backends.hf_loading import ModelArgs
 from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult, cut_at_stop
+
+#: Bumped whenever a change to this backend could change an answer (part of the cache key).
+ANSWER_VERSION = 2
 
 #: Candidates read per position for `Choose`; options outside them are scored instead.
 CHOOSE_TOP_K = 20
@@ -67,12 +69,11 @@ class VLLMBackend(Backend):
         args = ModelArgs.parse(model_args or {})
         if args.peft:
             raise BackendError("the vllm backend does not load peft adapters; merge the adapter or use --backend hf")
-        path = Path(model).expanduser()
-        llm = LLM(model=str(path) if path.exists() else model, dtype=args.dtype, revision=args.revision,
-                  trust_remote_code=args.trust_remote_code, seed=0)
+        path, source = checkpoint_source(model)
+        llm = LLM(model=source, dtype=args.dtype, seed=0, **args.loader_kwargs())
         identity = {
             "backend": cls.name,
-            "answer_version": 2,
+            "answer_version": ANSWER_VERSION,
             "model": str(path.resolve()) if path.exists() else model,
             "revision": args.revision,
             "weights_sha256": hash_weight_files(path) if path.exists() else None,
