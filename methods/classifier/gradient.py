@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,33 @@ class GradientOptions:
     progress: bool = True
 
 
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, _epoch: int) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)
+
+
+def negated_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, _epoch: int) -> torch.Tensor:
+    """Gradient ascent on the batch: minimising -CE pushes the labels' probability down."""
+    return -F.cross_entropy(logits, labels)
+
+
 class _EpochLoop(ClassifierMethod):
     def _budget_left(self) -> bool:
         limit = self.settings.max_steps
         return not limit or len(self.losses) < limit
+
+    def _epochs_over(
+        self, model: Any, processor: Any, examples: list, loss_fn: Callable[[torch.Tensor, torch.Tensor, int], Any]
+    ) -> Any:
+        """`epochs` shuffled passes over one set, one SGD step per batch on loss_fn(logits, labels, epoch)."""
+        s = self.settings
+        optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
+        for epoch in tqdm(range(s.epochs), desc=self.name, disable=not s.progress):
+            for indices in shuffled_batches(len(examples), s.batch_size, self.rng):
+                if not self._budget_left():
+                    return model
+                inputs, labels = self.batch([examples[i] for i in indices], processor)
+                self.step(optimizer, loss_fn(model(**inputs).logits, labels, epoch), model)
+        return model
 
 
 @dataclass
@@ -47,15 +71,7 @@ class FineTune(_EpochLoop):
     Options = FineTuneOptions
 
     def run(self, model: Any, processor: Any, data: ClassifierUnlearningData) -> Any:
-        s = self.settings
-        optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
-        for _ in tqdm(range(s.epochs), desc=self.name, disable=not s.progress):
-            for indices in shuffled_batches(len(data.retain), s.batch_size, self.rng):
-                if not self._budget_left():
-                    return model
-                inputs, labels = self.batch([data.retain[i] for i in indices], processor)
-                self.step(optimizer, F.cross_entropy(model(**inputs).logits, labels), model)
-        return model
+        return self._epochs_over(model, processor, data.retain, cross_entropy)
 
 
 class NegGrad(_EpochLoop):
@@ -66,15 +82,7 @@ class NegGrad(_EpochLoop):
     Options = GradientOptions
 
     def run(self, model: Any, processor: Any, data: ClassifierUnlearningData) -> Any:
-        s = self.settings
-        optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
-        for _ in tqdm(range(s.epochs), desc=self.name, disable=not s.progress):
-            for indices in shuffled_batches(len(data.forget), s.batch_size, self.rng):
-                if not self._budget_left():
-                    return model
-                inputs, labels = self.batch([data.forget[i] for i in indices], processor)
-                self.step(optimizer, -F.cross_entropy(model(**inputs).logits, labels), model)
-        return model
+        return self._epochs_over(model, processor, data.forget, negated_cross_entropy)
 
 
 @dataclass
@@ -128,14 +136,10 @@ class L1Sparse(_EpochLoop):
 
     def run(self, model: Any, processor: Any, data: ClassifierUnlearningData) -> Any:
         s = self.settings
-        optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
         parameters = [p for p in model.parameters() if p.requires_grad]
-        for epoch in tqdm(range(s.epochs), desc=self.name, disable=not s.progress):
-            gamma = s.gamma * (1 - epoch / s.epochs)
-            for indices in shuffled_batches(len(data.retain), s.batch_size, self.rng):
-                if not self._budget_left():
-                    return model
-                inputs, labels = self.batch([data.retain[i] for i in indices], processor)
-                l1 = torch.stack([p.abs().sum() for p in parameters]).sum()
-                self.step(optimizer, F.cross_entropy(model(**inputs).logits, labels) + gamma * l1, model)
-        return model
+
+        def loss(logits: torch.Tensor, labels: torch.Tensor, epoch: int) -> torch.Tensor:
+            l1 = torch.stack([p.abs().sum() for p in parameters]).sum()
+            return F.cross_entropy(logits, labels) + s.gamma * (1 - epoch / s.epochs) * l1
+
+        return self._epochs_over(model, processor, data.retain, loss)
