@@ -53,6 +53,11 @@ class ClassifierMethod(ConfiguredMethod):
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------------------
+    def budget_left(self) -> bool:
+        """False once `max_steps` (when the method has it and it is > 0) optimizer steps were taken."""
+        limit = getattr(self.settings, "max_steps", 0)
+        return not limit or len(self.losses) < limit
+
     def batch(self, examples: list, processor: Any, labels: list[int] | None = None) -> tuple[dict, torch.Tensor]:
         return collate(examples, processor, self.device, labels)
 

@@ -38,10 +38,6 @@ def negated_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, _epoch: in
 
 
 class _EpochLoop(ClassifierMethod):
-    def _budget_left(self) -> bool:
-        limit = self.settings.max_steps
-        return not limit or len(self.losses) < limit
-
     def _epochs_over(
         self, model: Any, processor: Any, examples: list, loss_fn: Callable[[torch.Tensor, torch.Tensor, int], Any]
     ) -> Any:
@@ -50,7 +46,7 @@ class _EpochLoop(ClassifierMethod):
         optimizer = sgd(model, s.lr, s.momentum, s.weight_decay)
         for epoch in tqdm(range(s.epochs), desc=self.name, disable=not s.progress):
             for indices in shuffled_batches(len(examples), s.batch_size, self.rng):
-                if not self._budget_left():
+                if not self.budget_left():
                     return model
                 inputs, labels = self.batch([examples[i] for i in indices], processor)
                 self.step(optimizer, loss_fn(model(**inputs).logits, labels, epoch), model)
@@ -110,7 +106,7 @@ class NegGradPlus(_EpochLoop):
             if s.retain_steps_per_epoch:
                 retain_batches = retain_batches[: s.retain_steps_per_epoch]
             for indices in retain_batches:
-                if not self._budget_left():
+                if not self.budget_left():
                     return model
                 r_inputs, r_labels = self.batch([data.retain[i] for i in indices], processor)
                 f_inputs, f_labels = self.batch([data.forget[i] for i in next(forget_stream)], processor)

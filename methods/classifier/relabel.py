@@ -55,7 +55,7 @@ class RandLabel(ClassifierMethod):
             pool: list[tuple[ClassifierExample, int]] = [(e, wrong_label(e.label, num_labels)) for e in data.forget]
             pool += [(e, e.label) for e in sample(data.retain, s.retain_fraction, self.rng)]
             for indices in shuffled_batches(len(pool), s.batch_size, self.rng):
-                if s.max_steps and len(self.losses) >= s.max_steps:
+                if not self.budget_left():
                     return model
                 chosen = [pool[i] for i in indices]
                 inputs, labels = self.batch([e for e, _ in chosen], processor, [y for _, y in chosen])

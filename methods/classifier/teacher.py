@@ -48,7 +48,7 @@ class BadTeacher(ClassifierMethod):
             retain = sample(data.retain, s.retain_fraction, self.rng)
             pool = [(e, True) for e in data.forget] + [(e, False) for e in retain]
             for indices in shuffled_batches(len(pool), s.batch_size, self.rng):
-                if s.max_steps and len(self.losses) >= s.max_steps:
+                if not self.budget_left():
                     return model
                 chosen = [pool[i] for i in indices]
                 inputs, _ = self.batch([e for e, _ in chosen], processor)
