@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from methods_support import forget_retain, one_thread, train_on_facts
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and the two shared cores are not oversubscribed."""
-    with one_thread():
-        yield
+from methods_support import forget_retain, train_on_facts
 
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
     """The random tiny Llama after 150 steps on all support facts, saved like a real checkpoint."""
-    with one_thread():
-        return train_on_facts(tiny_checkpoint, tmp_path_factory.mktemp("methods") / "trained")
+    return train_on_facts(tiny_checkpoint, tmp_path_factory.mktemp("methods") / "trained")
 
 
 @pytest.fixture
@@ -37,7 +28,6 @@ def before(trained_checkpoint) -> tuple[float, float]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(trained_checkpoint)
-    with one_thread():
-        values = forget_retain(model, AutoTokenizer.from_pretrained(trained_checkpoint))
+    values = forget_retain(model, AutoTokenizer.from_pretrained(trained_checkpoint))
     assert min(values) > 0.9, f"the tiny model did not learn the support facts: {values}"
     return values

@@ -4,8 +4,7 @@ those facts, a task that hands the split to methods, and forget/retain probabili
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,6 @@ import mu_eval
 from mu_eval.backends.base import PLAIN_PROMPT
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import TrainConfig, collate, encode_examples, fine_tune, token_logprobs
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 FORGET_FACTS = FACTS[:3]
 RETAIN_FACTS = FACTS[3:]

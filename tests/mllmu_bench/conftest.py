@@ -8,17 +8,6 @@ import mllmu_helpers as h
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; two threads on a shared 2-core machine thrash."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def llava_checkpoint(tmp_path_factory) -> Path:
     return h.tiny_llava(tmp_path_factory.mktemp("llava") / "model")

@@ -9,17 +9,6 @@ import pytest
 from mubench_helpers import CIFAR_DF, CIFAR_TEST, CIFAR_TRAIN, cifar_rows
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; two threads on a shared 2-core machine thrash (60x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def cifar_data(tmp_path_factory) -> dict[str, Path]:
     """CIFAR-100-schema parquet files (img as an Image feature, fine_label) and a deletion index file."""

@@ -32,12 +32,3 @@ def muse_checkpoint(muse_news_dir: Path, tmp_path_factory) -> Path:
     return save(model, tokenizer, tmp_path_factory.mktemp("muse") / "model")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """On a shared machine two spinning intra-op threads slow these tiny models tens of times; restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
