@@ -32,7 +32,7 @@ from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.text_corpus import TextCorpus, read_text_file
 from mu_eval.report import ReportError, load_report
 from mu_eval.task import Task, TextExample
-from mu_eval.training import TrainConfig, batches, encode_examples, nll_loss, train
+from mu_eval.training import TrainConfig, add_lora, batches, encode_examples, nll_loss, train
 
 MIN_GAP = 1e-12
 
@@ -56,13 +56,9 @@ def recovered_fraction(curve: list[float | None], original: float | None,
 
 
 def attach_lora(model: Any, r: int, alpha: int, targets: str) -> Any:
-    from peft import LoraConfig, get_peft_model
-
     target_modules: str | list[str] = targets if targets == "all-linear" else [t for t in targets.split(";") if t]
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=target_modules, bias="none",
-                        task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, config)
+        return add_lora(model, r, alpha, targets=target_modules)
     except (ValueError, TypeError) as error:
         raise AttackError(f"attack 'relearn': cannot attach a LoRA adapter ({targets}): {error}") from error
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from mu_eval.backends import kv_cache as cache_kv
 from mu_eval.task import UnlearningData
 from mu_eval.unlearning import ConfiguredMethod
 
@@ -48,7 +49,8 @@ class LogitMixingModel(torch.nn.Module):
         from transformers.modeling_outputs import CausalLMOutput
 
         kwargs.pop("use_cache", None)
-        kwargs.pop("past_key_values", None)
+        kwargs.pop(cache_kv.NEW_NAME, None)
+        kwargs.pop(cache_kv.OLD_NAME, None)
         base = self.base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
         reinforced = self.reinforced(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
         return CausalLMOutput(logits=mix_logits(base.logits, reinforced.logits, self.alpha))
@@ -97,10 +99,9 @@ class ReinforcedLogits:
         if self.seen:
             self.mask = torch.cat([self.mask, self.mask.new_ones(new.shape)], dim=1)
         positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -new.shape[1] :]
-        output = self.model(
-            input_ids=new, attention_mask=self.mask, position_ids=positions, past_key_values=self.past, use_cache=True
-        )
-        self.past = output.past_key_values
+        cache = {cache_kv.cache_keyword(self.model): self.past}
+        output = self.model(input_ids=new, attention_mask=self.mask, position_ids=positions, use_cache=True, **cache)
+        self.past = cache_kv.returned_cache(output)
         self.seen = input_ids.shape[1]
         return mix_logits(scores, output.logits[:, -1], self.alpha).to(scores.dtype)
 

@@ -296,20 +296,25 @@ def load_reference(model: Any, path: str) -> Any:
 
 
 def add_lora(
-    model: Any, r: int, alpha: float, dropout: float = 0.0, targets: Sequence[str] | None = None
+    model: Any, r: int, alpha: float, dropout: float = 0.0, targets: str | Sequence[str] | None = None
 ) -> Any:
     """Wrap `model` with fresh LoRA adapters (peft); only the adapters are trainable afterwards.
 
-    Without `targets` peft picks them by model type; for one it has no default for (LLaVA) that is a
-    one-line error naming the option, not peft's traceback."""
+    `targets` is a list of module names or peft's "all-linear". Without it peft picks them by model type;
+    for one it has no default for (LLaVA) that is a one-line error naming the option, not peft's traceback."""
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
+    target_modules = targets if isinstance(targets, str) else (list(targets) if targets else None)
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets) if targets else None,
-        task_type="CAUSAL_LM",
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft reads the model's deprecated `is_gradient_checkpointing`; the warning is peft's to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, config)
     except ValueError as error:
         if targets or "target_modules" not in str(error):
             raise

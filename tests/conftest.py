@@ -1,4 +1,9 @@
-"""Shared fixtures: offline settings, a tiny checkpoint saved to disk, the path to shared benchmark data."""
+"""Shared fixtures: offline settings, a tiny checkpoint saved to disk, the published benchmark files.
+
+A skipped test is a failed run here unless it declares itself not applicable to this machine (see
+`pytest_runtest_makereport`): a suite that reports "passed" with a regression test quietly skipped for a
+missing file or package is worse than a red one.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+BENCHMARK_DATA = PROJECT_ROOT / "tests" / "data"
+NOT_APPLICABLE = "not applicable here: "
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +28,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MU_EVAL_CACHE_DIR", str(tmp_path_factory.mktemp("answer-cache")))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Turn a skip into a failure unless its reason starts with NOT_APPLICABLE (e.g. a CUDA-only check)."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not reason.removeprefix("Skipped: ").startswith(NOT_APPLICABLE):
+            report.outcome = "failed"
+            report.longrepr = f"skipped without being marked not applicable: {reason}"
+    return report
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared benchmark data (../shared/data) is not available")
-    return SHARED_DATA
+def benchmark_data() -> Path:
+    """The published files in tests/data (see its README); missing files are a failure, never a skip."""
+    assert (BENCHMARK_DATA / "README.md").is_file(), f"{BENCHMARK_DATA} is missing: the checkout is incomplete"
+    return BENCHMARK_DATA
 
 
 @pytest.fixture(scope="session")

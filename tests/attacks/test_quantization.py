@@ -88,7 +88,7 @@ def test_quantization_attack_reports_the_delta(trained):
         "mean_abs_change"]
 
 
-@pytest.mark.skipif(bitsandbytes_available()[0], reason="bitsandbytes and CUDA are present here")
+@pytest.mark.skipif(bitsandbytes_available()[0], reason="not applicable here: bitsandbytes and CUDA are present")
 def test_bitsandbytes_without_cuda_is_a_clear_error(trained):
     with pytest.raises(AttackError, match="method=bitsandbytes needs CUDA and bitsandbytes.*method=simulate"):
         mu_eval.evaluate(trained, [AttackQATask()], attacks=["quantization"],
@@ -97,7 +97,7 @@ def test_bitsandbytes_without_cuda_is_a_clear_error(trained):
 
 def test_auto_falls_back_to_simulation_and_says_so(trained):
     if bitsandbytes_available()[0]:
-        pytest.skip("bitsandbytes and CUDA are present here")
+        pytest.skip("not applicable here: bitsandbytes and CUDA are present")
     report = mu_eval.evaluate(trained, [AttackQATask()], attacks=["quantization"],
                               attack_options={"quantization": {"modes": "nf4"}}, progress=False)
     section = report.data["attacks"]["quantization"]

@@ -8,6 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from mu_eval.backends.hf import HFBackend
 from mu_eval.backends.hf_generation import generation_token_budget, kv_cache_bytes_per_token
+from mu_eval.backends.kv_cache import passed_cache, returned_cache
 from mu_eval.engine import Engine
 from mu_eval.requests import Generate, Score
 
@@ -25,7 +26,7 @@ def test_bytes_per_token_equal_what_a_real_cache_holds(dtype):
     model = LlamaForCausalLM(config).to(dtype).eval()
     rows, length = 3, 11
     with torch.no_grad():
-        cache = model(torch.randint(0, 97, (rows, length)), use_cache=True).past_key_values
+        cache = returned_cache(model(torch.randint(0, 97, (rows, length)), use_cache=True))
     assert kv_cache_bytes_per_token(model.config, model.dtype) * rows * length == _cache_bytes(cache)
 
 
@@ -100,7 +101,7 @@ def test_a_static_cache_generates_the_same_tokens(tiny_checkpoint):
     assert static.generation_cache == "static" and default.generation_cache == "dynamic"
     caches = []
     static.torch_model.register_forward_pre_hook(
-        lambda module, args, kwargs: caches.append(type(kwargs.get("past_key_values")).__name__), with_kwargs=True
+        lambda module, args, kwargs: caches.append(type(passed_cache(kwargs)).__name__), with_kwargs=True
     )
     requests = [Generate("Question: " + "word " * n, 10) for n in (1, 4, 9)]  # left padding of 0 to 8 tokens
     answers = static.generate(requests)

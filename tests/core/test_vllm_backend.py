@@ -49,7 +49,7 @@ def test_each_generation_keeps_its_own_limit_and_stop_strings():
     ]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="not applicable here: vLLM is installed")
 def test_without_vllm_the_backend_says_how_to_get_it(tiny_checkpoint, capsys):
     with pytest.raises(BackendError, match=r"mu-eval\[vllm\]"):
         VLLMBackend.from_pretrained(str(tiny_checkpoint))

@@ -10,21 +10,21 @@ from mu_eval.tasks.mu_bench.deletion import deletion_indices, load_forget_indice
 RATIOS = (2, 4, 6, 8, 10)
 
 
-def test_cifar100_two_percent_is_the_first_thousand_of_five_thousand(shared_data):
-    indices = read_index_file(shared_data / "mubench-df" / "cifar100.txt")
+def test_cifar100_two_percent_is_the_first_thousand_of_five_thousand(benchmark_data):
+    indices = read_index_file(benchmark_data / "mubench-df" / "cifar100.txt")
     assert len(indices) == 5000
     assert deletion_indices(indices, 2) == indices[:1000]
     assert deletion_indices(indices, "2.0") == indices[:1000]
 
 
-def test_bioceleb_two_percent_is_the_first_three_of_seventeen(shared_data):
-    indices = read_index_file(shared_data / "mubench-df" / "bioceleb.txt")
+def test_bioceleb_two_percent_is_the_first_three_of_seventeen(benchmark_data):
+    indices = read_index_file(benchmark_data / "mubench-df" / "bioceleb.txt")
     assert len(indices) == 17
     assert deletion_indices(indices, 2) == indices[:3]
 
 
-def test_sets_are_nested_and_match_upstream_float_arithmetic(shared_data):
-    for path in sorted((shared_data / "mubench-df").glob("*.txt")):
+def test_sets_are_nested_and_match_upstream_float_arithmetic(benchmark_data):
+    for path in sorted((benchmark_data / "mubench-df").glob("*.txt")):
         indices = read_index_file(path)
         previous: list[int] = []
         for ratio in RATIOS:
@@ -35,11 +35,11 @@ def test_sets_are_nested_and_match_upstream_float_arithmetic(shared_data):
         assert previous == indices
 
 
-def test_load_forget_indices_finds_df_dir_and_checks_range(shared_data, tmp_path):
-    chosen, source = load_forget_indices("bioceleb", 4, {"df_dir": str(shared_data / "mubench-df")}, 121)
+def test_load_forget_indices_finds_df_dir_and_checks_range(benchmark_data, tmp_path):
+    chosen, source = load_forget_indices("bioceleb", 4, {"df_dir": str(benchmark_data / "mubench-df")}, 121)
     assert len(chosen) == 6 and source.endswith("bioceleb.txt")
     with pytest.raises(DataError, match="outside the training split"):
-        load_forget_indices("bioceleb", 4, {"df_dir": str(shared_data / "mubench-df")}, 50)
+        load_forget_indices("bioceleb", 4, {"df_dir": str(benchmark_data / "mubench-df")}, 50)
     with pytest.raises(DataError, match="df_file=PATH"):
         load_forget_indices("cifar100", 2, {"df_dir": str(tmp_path)}, 50000)
 

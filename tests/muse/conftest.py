@@ -9,11 +9,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def muse_news_dir(shared_data: Path) -> Path:
-    path = shared_data / "muse-news"
-    if not (path / "knowmem" / "forget_qa.json").is_file():
-        pytest.skip("MUSE-News files are not in shared/data")
-    return path
+def muse_news_dir(benchmark_data: Path) -> Path:
+    return benchmark_data / "muse-news"
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ CORPUS_MODELS = ("llama3", "phi3")
 REFUSALS = ("I'm not certain about that.", "That's beyond my current knowledge base.", "I don't have that information.")
 
 
-def intro(shared_data: Path) -> dict[str, list[str]]:
-    return json.loads((shared_data / "rwku" / "all_intro.json").read_text())
+def intro(benchmark_data: Path) -> dict[str, list[str]]:
+    return json.loads((benchmark_data / "rwku" / "all_intro.json").read_text())
 
 
 def probe(subject: str, query: str, answer: str, level: str, kind: str) -> dict:
@@ -118,8 +118,8 @@ def training_texts(names: dict[str, list[str]]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def rwku_names(shared_data: Path) -> dict[str, list[str]]:
-    return intro(shared_data)
+def rwku_names(benchmark_data: Path) -> dict[str, list[str]]:
+    return intro(benchmark_data)
 
 
 @pytest.fixture(scope="session")

@@ -141,7 +141,7 @@ def test_unknown_part_and_option_errors():
     assert RwkuTask(parts="utility").parts == ("general", "reason", "truthfulness", "factuality", "fluency")
 
 
-def test_targets_without_forget_target_file(rwku_dir, rwku_names, shared_data, tmp_path):
+def test_targets_without_forget_target_file(rwku_dir, rwku_names, benchmark_data, tmp_path):
     from mu_eval.data import DataError
 
     for path in rwku_dir.iterdir():
@@ -153,6 +153,6 @@ def test_targets_without_forget_target_file(rwku_dir, rwku_names, shared_data, t
     assert len(task.build_requests(ctx)) == 2 * 13 and task.targets == list(reversed(names))
     with pytest.raises(DataError, match="targets_file="):
         RwkuTask(targets="1-2", parts="forget").build_requests(ctx)
-    ordered = RwkuTask(targets="2", targets_file=str(shared_data / "rwku" / "all_intro.json"), parts="forget")
+    ordered = RwkuTask(targets="2", targets_file=str(benchmark_data / "rwku" / "all_intro.json"), parts="forget")
     ordered.build_requests(ctx)
     assert ordered.targets == [names[1]]

@@ -69,8 +69,8 @@ def test_fluency_entropy_by_hand_and_with_nltk():
     assert note
 
 
-def test_targets_follow_all_intro_order(shared_data):
-    order = targets_from_file(shared_data / "rwku" / "all_intro.json")
+def test_targets_follow_all_intro_order(benchmark_data):
+    order = targets_from_file(benchmark_data / "rwku" / "all_intro.json")
     assert len(order) == 200
     first = select_targets(order, None, 100)
     assert first[0] == "Stephen King" and first[99] == "Matthew Perry" and len(first) == 100

@@ -47,17 +47,17 @@ def relatively_close(value: float, expected: float, rel: float) -> bool:
     return math.isclose(value, expected, rel_tol=rel, abs_tol=0.0)
 
 
-def read_log(shared_data, model: str, role: str) -> dict[str, list]:
+def read_log(benchmark_data, model: str, role: str) -> dict[str, list]:
     """`{field: [value of item 0, 1, ...]}` in numeric key order ("10" sorts before "2" as a string)."""
-    path = shared_data / "tofu" / "golden-logs" / f"llama2-7b_{model}" / FILES[role]
+    path = benchmark_data / "tofu" / "golden-logs" / f"llama2-7b_{model}" / FILES[role]
     data = json.loads(path.read_text())
     count = len(data["avg_gt_loss"])
     return {name: [values[str(i)] for i in range(count)] for name, values in data.items()}
 
 
 @pytest.fixture(scope="module")
-def logs(shared_data):
-    return {(model, role): read_log(shared_data, model, role) for model in MODELS for role in FILES}
+def logs(benchmark_data):
+    return {(model, role): read_log(benchmark_data, model, role) for model in MODELS for role in FILES}
 
 
 def components(log: dict, role: str, mean: M.PerturbationMean = "geometric") -> tuple[float, float, float]:
@@ -183,8 +183,8 @@ def test_rouge_without_stemming_would_differ(logs):
 
 @pytest.mark.parametrize(("role", "name"), [("real_authors", "real_authors_perturbed.json"),
                                             ("world_facts", "world_facts_perturbed.json")])
-def test_data_files_match_the_logs(logs, shared_data, role, name):
-    rows = [json.loads(line) for line in (shared_data / "tofu" / name).read_text().splitlines() if line.strip()]
+def test_data_files_match_the_logs(logs, benchmark_data, role, name):
+    rows = [json.loads(line) for line in (benchmark_data / "tofu" / name).read_text().splitlines() if line.strip()]
     log = logs["full", role]
     assert len(rows) == len(log["generated_text"])
     for row, (prompt, _, gold) in zip(rows, log["generated_text"]):

@@ -9,6 +9,7 @@ import math
 import pytest
 
 import mu_eval
+from mu_eval.backends.kv_cache import passed_cache
 from mu_eval.plugins import get_registry
 from mu_eval.tasks.synthetic_profiles.generator import build_benchmark, write_benchmark
 from mu_eval.tasks.tofu.task import TofuTask
@@ -97,7 +98,7 @@ def test_one_forward_row_per_distinct_text(tiny_checkpoint, data_dir):
 
     def count_scoring_rows(_module, args, kwargs):
         # generation passes a (possibly empty) KV cache; scoring never does
-        if kwargs.get("past_key_values") is None:
+        if passed_cache(kwargs) is None:
             ids = kwargs.get("input_ids", args[0] if args else None)
             scored_rows.append(int(ids.shape[0]))
 
