@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from mu_eval import attack_inputs
 from mu_eval.attack import AttackContext, AttackError
-from mu_eval.attacks import protocol
-from mu_eval.attacks.protocol import ForgetFact
-from mu_eval.backends.base import Backend, BackendError
+from mu_eval.backend import Backend, BackendError
 from mu_eval.engine import Engine
 from mu_eval.requests import Request, Result
 from mu_eval.task import Task, TaskResult
+from mu_eval.task_data import ForgetFact
 
 
 def require_torch_model(ctx: AttackContext, attack: str) -> Any:
@@ -33,11 +33,11 @@ def facts_by_task(
     skipped: dict[str, str] = {}
     for task_name, task in ctx.tasks.items():
         task_ctx = ctx.contexts[task_name]
-        facts = protocol.forget_facts(task, task_ctx)
+        facts = attack_inputs.forget_facts(task, task_ctx)
         if not facts.value:
             skipped[task_name] = facts.reason or "no forget facts"
             continue
-        retain = (protocol.retain_facts(task, task_ctx).value or []) if with_retain else []
+        retain = (attack_inputs.retain_facts(task, task_ctx).value or []) if with_retain else []
         gathered[task_name] = (facts.value, retain)
     if not gathered:
         raise AttackError(f"attack {attack!r} needs forget facts (forget_facts(ctx) or unlearning_data(ctx)): "

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from mu_eval.attack import AttackContext, AttackError
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import facts_by_task
 from mu_eval.attacks.matching import contains_answer, normalize_answer, rate
-from mu_eval.attacks.options import ConfiguredAttack, Option
-from mu_eval.attacks.protocol import ForgetFact
+from mu_eval.options import option
 from mu_eval.requests import Generate
+from mu_eval.task_data import ForgetFact
 
 DEFAULT_SHOTS = [1, 4, 16, 64, 128]
 #: Between faux turns in the plain (no chat template) format: each turn is `chat(question) + answer`.
@@ -114,18 +115,25 @@ def summarize(shots: list[int], items: list[dict[str, Any]], reasons: dict[int, 
     return rates
 
 
+@dataclass
+class ManyShotAttackOptions:
+    """The options of `ManyShotAttack` (`--attack-args`)."""
+
+    shots: list[int] = option(default_factory=lambda: list(DEFAULT_SHOTS), minimum=0,
+                              help="numbers of faux turns N (0, the question alone, is always added)")
+    max_new_tokens: int = option(32, minimum=1, help="tokens generated per answer")
+    context_length: int | None = option(None, minimum=1,
+                                        help="tokens a prompt plus its answer must fit in (default: the model's)")
+    seed: int | None = option(None, help="seed of the faux turns drawn per fact (default: the run's seed)")
+    stop: list[str] | None = option(None, help='stop strings (default none)')
+    keep_items: bool = option(True, help='keep per-item generations in the report')
+    keep_prompts: bool = option(False, help='keep the prompts in the items too (long at large N)')
+
+
 class ManyShotAttack(ConfiguredAttack):
     name = "many_shot"
     description = "Many-shot jailbreak: N faux turns answering other forget questions, then the target (Anil et al.)."
-    option_spec = {
-        "shots": Option(DEFAULT_SHOTS, "ints", "numbers of faux turns N (0, the question alone, is always added)"),
-        "max_new_tokens": Option(32, "int", "tokens generated per answer"),
-        "context_length": Option(None, "int", "tokens a prompt plus its answer must fit in (default: the model's)"),
-        "seed": Option(None, "int", "seed of the faux turns drawn per fact (default: the run's seed)"),
-        "stop": Option(None, "strs", "stop strings (default none)"),
-        "keep_items": Option(True, "bool", "keep per-item generations in the report"),
-        "keep_prompts": Option(False, "bool", "keep the prompts in the items too (long at large N)"),
-    }
+    Options = ManyShotAttackOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)

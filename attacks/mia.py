@@ -10,14 +10,15 @@ norm one backward pass per text.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from mu_eval.attack import AttackContext, AttackError
-from mu_eval.attacks import protocol
+from mu_eval import attack_inputs
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import answer_on, free_memory, load_backend, require_torch_model
 from mu_eval.attacks.gradnorm import gradient_norm_scores
-from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.metrics import mia as mia_scores
+from mu_eval.options import option
 
 ALL_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference", "gradnorm")
 DEFAULT_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm")
@@ -46,17 +47,22 @@ def score_section(members: list[float], nonmembers: list[float], reference_value
     return section
 
 
+@dataclass
+class MembershipInferenceOptions:
+    """The options of `MembershipInference` (`--attack-args`)."""
+
+    k: float = option(0.2, minimum=0.0, maximum=1.0, help="fraction of tokens for Min-K% and Min-K%++")
+    scores: list[str] | None = option(
+        None, choices=ALL_SCORES, help="scores to compute (default: all but reference, which needs reference_model)")
+    reference_model: str | None = option(None, help="path of the reference model (e.g. the retain model)")
+    include_eos: bool = option(False, help="score an appended EOS too (open-unlearning's LOSS/Zlib)")
+    keep_items: bool = option(True, help="keep per-sample scores in the report")
+
+
 class MembershipInference(ConfiguredAttack):
     name = "mia"
     description = "Membership inference on forget vs holdout: LOSS, Zlib, Min-K%, Min-K%++, reference, GradNorm."
-    option_spec = {
-        "k": Option(0.2, "float", "fraction of tokens for Min-K% and Min-K%++"),
-        "scores": Option(None, "strs", "scores to compute (default: all but reference, which needs "
-                         "reference_model)", choices=ALL_SCORES),
-        "reference_model": Option(None, "str", "path of the reference model (e.g. the retain model)"),
-        "include_eos": Option(False, "bool", "score an appended EOS too (open-unlearning's LOSS/Zlib)"),
-        "keep_items": Option(True, "bool", "keep per-sample scores in the report"),
-    }
+    Options = MembershipInferenceOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)
@@ -113,11 +119,11 @@ class MembershipInference(ConfiguredAttack):
             "skipped": skipped,
         }
 
-    def _membership_sets(self, ctx: AttackContext) -> tuple[dict[str, protocol.MembershipSet], dict[str, str]]:
-        sets: dict[str, protocol.MembershipSet] = {}
+    def _membership_sets(self, ctx: AttackContext) -> tuple[dict[str, attack_inputs.MembershipSet], dict[str, str]]:
+        sets: dict[str, attack_inputs.MembershipSet] = {}
         skipped: dict[str, str] = {}
         for task_name, task in ctx.tasks.items():
-            support = protocol.membership_set(task, ctx.contexts[task_name])
+            support = attack_inputs.membership_set(task, ctx.contexts[task_name])
             membership = support.value
             if membership is None:
                 skipped[task_name] = support.reason or "no membership data"
@@ -133,7 +139,7 @@ class MembershipInference(ConfiguredAttack):
             )
         return sets, skipped
 
-    def _add_reference(self, ctx: AttackContext, path: str, sets: dict[str, protocol.MembershipSet],
+    def _add_reference(self, ctx: AttackContext, path: str, sets: dict[str, attack_inputs.MembershipSet],
                        per_task: dict[str, dict], include_eos: bool) -> None:
         backend = load_backend(path, ctx, self.name, "reference")
         try:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from mu_eval.attack import AttackContext, AttackError
-from mu_eval.attacks import protocol
+from mu_eval import attack_inputs
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import evaluate_backend, evaluate_model, free_memory, plain_copy, require_torch_model
-from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.quant_sim import MODES, simulate_quantization
+from mu_eval.options import option
 from mu_eval.task import TaskResult
 
 
@@ -53,23 +54,29 @@ def describe_mode(mode: str, method: str, block_size: int) -> dict[str, Any]:
 
 def deltas(full: TaskResult, quantized: TaskResult, names: list[str]) -> dict[str, dict[str, float | None]]:
     table = {}
-    before, after = protocol.metric_values(full, names), protocol.metric_values(quantized, names)
+    before, after = attack_inputs.metric_values(full, names), attack_inputs.metric_values(quantized, names)
     for name in names:
         a, b = before[name], after[name]
         table[name] = {"full": a, "quantized": b, "delta": None if a is None or b is None else b - a}
     return table
 
 
+@dataclass
+class QuantizationAttackOptions:
+    """The options of `QuantizationAttack` (`--attack-args`)."""
+
+    modes: list[str] = option(default_factory=lambda: ["4bit", "nf4", "8bit"], choices=MODES,
+                              help="4bit (= fp4, bitsandbytes default), nf4, 8bit")
+    method: str = option("auto", choices=("auto", "bitsandbytes", "simulate"),
+                         help="bitsandbytes, simulate (CPU rounding), or auto (bitsandbytes when CUDA and bitsandbytes "
+                              "are present)")
+    block_size: int = option(64, minimum=1, help="block size of the simulated 4-bit quantisation")
+
+
 class QuantizationAttack(ConfiguredAttack):
     name = "quantization"
     description = "Reload the model in 4-bit (FP4, NF4) and 8-bit and report the change of the forget metrics."
-    option_spec = {
-        "modes": Option(["4bit", "nf4", "8bit"], "strs", "4bit (= fp4, bitsandbytes default), nf4, 8bit",
-                        choices=tuple(MODES)),
-        "method": Option("auto", "str", "bitsandbytes, simulate (CPU rounding), or auto (bitsandbytes when "
-                         "CUDA and bitsandbytes are present)", choices=("auto", "bitsandbytes", "simulate")),
-        "block_size": Option(64, "int", "block size of the simulated 4-bit quantisation"),
-    }
+    Options = QuantizationAttackOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)
@@ -85,7 +92,7 @@ class QuantizationAttack(ConfiguredAttack):
             method = "bitsandbytes" if available else "simulate"
         if config["block_size"] < 1:
             raise AttackError("attack 'quantization': block_size must be positive")
-        names = {t: protocol.forget_metric_names(task, ctx.results[t]) for t, task in ctx.tasks.items()}
+        names = {t: attack_inputs.forget_metric_names(task, ctx.results[t]) for t, task in ctx.tasks.items()}
         modes: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="mu-eval-quant-") as folder:
             saved = None

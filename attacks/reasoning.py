@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from mu_eval.attack import AttackContext, AttackError
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import answer_on, facts_by_task, free_memory, load_backend
 from mu_eval.attacks.matching import contains_answer, rate
-from mu_eval.attacks.options import ConfiguredAttack, Option
-from mu_eval.attacks.protocol import ForgetFact
+from mu_eval.options import option
 from mu_eval.requests import Generate
+from mu_eval.task_data import ForgetFact
 
 CLASSES = ("direct", "indirect", "implied")
 CUE = "Let's think step by step."
@@ -107,18 +108,23 @@ def attacker_messages(facts: list[ForgetFact], k: int, cue: str, generate: Calla
     return written
 
 
+@dataclass
+class ReasoningAttackOptions:
+    """The options of `ReasoningAttack` (`--attack-args`)."""
+
+    k: int = option(3, minimum=1, help="prompts per class and fact")
+    max_new_tokens: int = option(64, minimum=1, help="tokens generated per answer")
+    cue: str = option(CUE, help="step-by-step cue appended to every prompt")
+    attacker_model: str | None = option(None, help="LM that writes k more prompts per class and fact")
+    reference_model: str | None = option(None, help="model whose success on retain facts conditions suppression")
+    stop: list[str] | None = option(None, help="stop strings (default none)")
+    keep_items: bool = option(True, help="keep per-prompt generations in the report")
+
+
 class ReasoningAttack(ConfiguredAttack):
     name = "reasoning"
     description = "Step-by-step multi-hop prompts (direct, indirect, implied) that try to elicit forgotten facts."
-    option_spec = {
-        "k": Option(3, "int", "prompts per class and fact"),
-        "max_new_tokens": Option(64, "int", "tokens generated per answer"),
-        "cue": Option(CUE, "str", "step-by-step cue appended to every prompt"),
-        "attacker_model": Option(None, "str", "LM that writes k more prompts per class and fact"),
-        "reference_model": Option(None, "str", "model whose success on retain facts conditions suppression"),
-        "stop": Option(None, "strs", "stop strings (default none)"),
-        "keep_items": Option(True, "bool", "keep per-prompt generations in the report"),
-    }
+    Options = ReasoningAttackOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)

@@ -15,11 +15,12 @@ higher or lower means more knowledge). Without it the raw curve is reported and 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mu_eval.attack import AttackContext, AttackError
-from mu_eval.attacks import protocol
+from mu_eval import attack_inputs
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import (
     evaluate_backend,
     evaluate_model,
@@ -28,8 +29,8 @@ from mu_eval.attacks.common import (
     plain_copy,
     require_torch_model,
 )
-from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.text_corpus import TextCorpus, read_text_file
+from mu_eval.options import option, split_list
 from mu_eval.report import ReportError, load_report
 from mu_eval.task import Task, TextExample
 from mu_eval.training import TrainConfig, add_lora, batches, encode_examples, nll_loss, train
@@ -56,33 +57,40 @@ def recovered_fraction(curve: list[float | None], original: float | None,
 
 
 def attach_lora(model: Any, r: int, alpha: int, targets: str) -> Any:
-    target_modules: str | list[str] = targets if targets == "all-linear" else [t for t in targets.split(";") if t]
+    target_modules: str | list[str] = targets if targets == "all-linear" else split_list(targets)
     try:
         return add_lora(model, r, alpha, targets=target_modules)
     except (ValueError, TypeError) as error:
         raise AttackError(f"attack 'relearn': cannot attach a LoRA adapter ({targets}): {error}") from error
 
 
+@dataclass
+class RelearnAttackOptions:
+    """The options of `RelearnAttack` (`--attack-args`)."""
+
+    steps: list[int] = option(default_factory=lambda: [0, 10, 25, 50, 100], minimum=0,
+                              help="checkpoints (optimizer steps) where metrics are re-run")
+    fraction: float = option(0.1, minimum=0.0, maximum=1.0,
+                             help="share of the forget set relearned on (seeded; at least one example)")
+    lora: bool = option(True, help="train a LoRA adapter (false: full fine-tuning)")
+    lora_r: int = option(8, minimum=1, help="LoRA rank")
+    lora_alpha: int = option(16, minimum=1, help="LoRA alpha")
+    lora_targets: str = option("all-linear", help="LoRA target modules: all-linear, or names separated by '+'")
+    lr: float = option(2e-5, minimum=0.0, help="AdamW learning rate")
+    batch_size: int = option(4, minimum=1, help="examples per step")
+    original_model: str | None = option(None, help="model before unlearning (anchors the recovered fraction)")
+    original_report: str | None = option(None, help="report of the model before unlearning, instead of original_model")
+    oracle_model: str | None = option(None, help="retrained oracle: the same relearning curve is measured on it")
+    seed: int | None = option(None, help="seed of the slice and of training (default: the run's seed)")
+    text_file: str | None = option(None, help="relearn on this file's documents instead of a forget slice: .txt (one "
+                                              "per line), or .json/.jsonl/.parquet rows with a 'text' field")
+
+
 class RelearnAttack(ConfiguredAttack):
     name = "relearn"
     description = ("Fine-tune briefly on a slice of the forget set (or on related text) and re-run the forget metrics "
                    "(Hu et al. 2024).")
-    option_spec = {
-        "steps": Option([0, 10, 25, 50, 100], "ints", "checkpoints (optimizer steps) where metrics are re-run"),
-        "fraction": Option(0.1, "float", "share of the forget set relearned on (seeded; at least one example)"),
-        "lora": Option(True, "bool", "train a LoRA adapter (false: full fine-tuning)"),
-        "lora_r": Option(8, "int", "LoRA rank"),
-        "lora_alpha": Option(16, "int", "LoRA alpha"),
-        "lora_targets": Option("all-linear", "str", "LoRA target modules: all-linear or names separated by ';'"),
-        "lr": Option(2e-5, "float", "AdamW learning rate"),
-        "batch_size": Option(4, "int", "examples per step"),
-        "original_model": Option(None, "str", "model before unlearning (anchors the recovered fraction)"),
-        "original_report": Option(None, "str", "report of the model before unlearning, instead of original_model"),
-        "oracle_model": Option(None, "str", "retrained oracle: the same relearning curve is measured on it"),
-        "seed": Option(None, "int", "seed of the slice and of training (default: the run's seed)"),
-        "text_file": Option(None, "str", "relearn on this file's documents instead of a forget slice: .txt (one "
-                                         "per line), or .json/.jsonl/.parquet rows with a 'text' field"),
-    }
+    Options = RelearnAttackOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -117,8 +125,8 @@ class RelearnAttack(ConfiguredAttack):
             relearn_set = corpus.describe()
         tasks = {name: ctx.tasks[name] for name in data}
         original = self._original_values(ctx, config, tasks)
-        names = {name: protocol.forget_metric_names(tasks[name], ctx.results[name]) for name in tasks}
-        start = {name: protocol.metric_values(ctx.results[name], names[name][0]) for name in tasks}
+        names = {name: attack_inputs.forget_metric_names(tasks[name], ctx.results[name]) for name in tasks}
+        start = {name: attack_inputs.metric_values(ctx.results[name], names[name][0]) for name in tasks}
         runs = self._runs(data, chosen, corpus)
         curves: dict[str, dict[str, list]] = {}
         losses: dict[str, list[float]] = {}
@@ -177,13 +185,13 @@ class RelearnAttack(ConfiguredAttack):
 
     @staticmethod
     def _forget_examples(task: Task, task_ctx: Any) -> list[TextExample] | None:
-        unlearning = protocol.unlearning_data(task, task_ctx)
+        unlearning = attack_inputs.unlearning_data(task, task_ctx)
         return None if unlearning is None else list(unlearning.forget)
 
     def _forget_data(self, ctx: AttackContext) -> tuple[dict[str, list[TextExample]], dict[str, str]]:
         data, skipped = {}, {}
         for task_name, task in ctx.tasks.items():
-            unlearning = protocol.unlearning_data(task, ctx.contexts[task_name])
+            unlearning = attack_inputs.unlearning_data(task, ctx.contexts[task_name])
             if unlearning is None or not unlearning.forget:
                 skipped[task_name] = f"task {task_name!r} provides no forget examples (unlearning_data)"
             else:
@@ -202,7 +210,7 @@ class RelearnAttack(ConfiguredAttack):
             values = {}
             for task_name in tasks:
                 metrics = report.get("tasks", {}).get(task_name, {}).get("metrics", {})
-                names, _ = protocol.forget_metric_names(tasks[task_name], ctx.results[task_name])
+                names, _ = attack_inputs.forget_metric_names(tasks[task_name], ctx.results[task_name])
                 values[task_name] = {n: metrics.get(n, {}).get("value") for n in names}
             return values
         if config["original_model"]:
@@ -211,8 +219,8 @@ class RelearnAttack(ConfiguredAttack):
             del backend
             free_memory()
             return {
-                name: protocol.metric_values(
-                    results[name], protocol.forget_metric_names(tasks[name], ctx.results[name])[0]
+                name: attack_inputs.metric_values(
+                    results[name], attack_inputs.forget_metric_names(tasks[name], ctx.results[name])[0]
                 )
                 for name in tasks
             }
@@ -232,7 +240,7 @@ class RelearnAttack(ConfiguredAttack):
 
         def measure(step: int) -> None:
             results = evaluate_model(ctx, model, tasks, f"relearn step {step}")
-            at[step] = {name: protocol.metric_values(results[name], names[name]) for name in tasks}
+            at[step] = {name: attack_inputs.metric_values(results[name], names[name]) for name in tasks}
 
         if 0 in steps:
             if start is not None:

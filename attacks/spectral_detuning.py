@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mu_eval.attack import AttackContext, AttackError
-from mu_eval.attacks import protocol
+from mu_eval import attack_inputs
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import evaluate_model, free_memory
-from mu_eval.attacks.options import ConfiguredAttack, Option
 from mu_eval.attacks.weights import AdapterWeights, CheckpointWeights, open_weights
+from mu_eval.options import option
 
 MSE_FLOOR = 1e-300
 
@@ -223,27 +223,33 @@ def save_recovered(recovery: Recovery, template: str, output: str | Path) -> Pat
     return path
 
 
+@dataclass
+class SpectralDetuningAttackOptions:
+    """The options of `SpectralDetuningAttack` (`--attack-args`)."""
+
+    variants: list[str] | None = option(None, help="LoRA fine-tuned variants: checkpoint or peft adapter folders")
+    base: str | None = option(None, help="the true pre-fine-tuning model, for W-Error")
+    adapter_base: str | None = option(None, help="model the adapters are merged onto (default: their config's base)")
+    rank: int | None = option(None, minimum=1, help="LoRA rank (end rank); default: from the adapters, else estimated")
+    iterations: int = option(300, minimum=1, help="alternating iterations per layer")
+    start_rank: int = option(1, minimum=1, help="scheduler start rank")
+    factor: int = option(2, minimum=1, help="scheduler rank factor")
+    factor_type: str = option("mult", choices=("mult", "add"), help="mult or add")
+    patience: int = option(15, minimum=1, help="epochs without improvement before the rank grows")
+    threshold: float = option(0.0, minimum=0.0, help="relative improvement that counts")
+    force_end_rank_percent: float = option(0.5, minimum=0.0, maximum=1.0,
+                                           help="last share of iterations run at the end rank")
+    dtype: str = option("float32", choices=("float32", "float64"), help="computation dtype")
+    device: str | None = option(None, help="device for the computation (default: the run's device, else cpu)")
+    seed: int = option(0, help="seed of the randomised SVD")
+    output: str | None = option(None, help="folder where the recovered model is saved")
+    evaluate: bool = option(False, help="re-run the tasks' forget metrics on the recovered model")
+
+
 class SpectralDetuningAttack(ConfiguredAttack):
     name = "spectral_detuning"
     description = "Recover pre-fine-tuning weights from several LoRA fine-tunes (Spectral DeTuning, ICML 2024)."
-    option_spec = {
-        "variants": Option(None, "strs", "LoRA fine-tuned variants: checkpoint or peft adapter folders (';')"),
-        "base": Option(None, "str", "the true pre-fine-tuning model, for W-Error"),
-        "adapter_base": Option(None, "str", "model the adapters are merged onto (default: their config's base)"),
-        "rank": Option(None, "int", "LoRA rank (end rank); default: from the adapters, else estimated"),
-        "iterations": Option(300, "int", "alternating iterations per layer"),
-        "start_rank": Option(1, "int", "scheduler start rank"),
-        "factor": Option(2, "int", "scheduler rank factor"),
-        "factor_type": Option("mult", "str", "mult or add", choices=("mult", "add")),
-        "patience": Option(15, "int", "epochs without improvement before the rank grows"),
-        "threshold": Option(0.0, "float", "relative improvement that counts"),
-        "force_end_rank_percent": Option(0.5, "float", "last share of iterations run at the end rank"),
-        "dtype": Option("float32", "str", "computation dtype", choices=("float32", "float64")),
-        "device": Option(None, "str", "device for the computation (default: the run's device, else cpu)"),
-        "seed": Option(0, "int", "seed of the randomised SVD"),
-        "output": Option(None, "str", "folder where the recovered model is saved"),
-        "evaluate": Option(False, "bool", "re-run the tasks' forget metrics on the recovered model"),
-    }
+    Options = SpectralDetuningAttackOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)
@@ -273,9 +279,9 @@ class SpectralDetuningAttack(ConfiguredAttack):
             results = evaluate_model(ctx, model, ctx.tasks, "spectral detuning recovery")
             section["tasks"] = {}
             for task_name, task in ctx.tasks.items():
-                names, declared = protocol.forget_metric_names(task, ctx.results[task_name])
-                model_values = protocol.metric_values(ctx.results[task_name], names)
-                recovered_values = protocol.metric_values(results[task_name], names)
+                names, declared = attack_inputs.forget_metric_names(task, ctx.results[task_name])
+                model_values = attack_inputs.metric_values(ctx.results[task_name], names)
+                recovered_values = attack_inputs.metric_values(results[task_name], names)
                 section["tasks"][task_name] = {"forget_metrics_declared": declared, "metrics": {
                     n: {"model": model_values[n], "recovered": recovered_values[n]} for n in names}}
             del model

@@ -12,14 +12,15 @@ damage to in-context use).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from mu_eval.attack import AttackContext, AttackError
+from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import answer_on, facts_by_task, free_memory, load_backend
 from mu_eval.attacks.matching import contains_answer, rate
-from mu_eval.attacks.options import ConfiguredAttack, Option
-from mu_eval.attacks.protocol import ForgetFact
+from mu_eval.options import option
 from mu_eval.requests import Generate
+from mu_eval.task_data import ForgetFact
 
 CONDITIONS = ("none", "fact", "related", "control")
 DEFAULT_TEMPLATE = "{context}\n\n{question}"
@@ -65,16 +66,21 @@ def summarize(matches: dict[str, list[bool | None]]) -> dict[str, Any]:
     return {"accuracy": accuracy, "ununlearning_rate": rates}
 
 
+@dataclass
+class UnunlearningAttackOptions:
+    """The options of `UnunlearningAttack` (`--attack-args`)."""
+
+    reference_model: str | None = option(None, help="model to compare under the same contexts (original or oracle)")
+    max_new_tokens: int = option(32, minimum=1, help="tokens generated per answer")
+    template: str = option(DEFAULT_TEMPLATE, help="user message with {context} and {question}")
+    stop: list[str] | None = option(None, help="stop strings (default none)")
+    keep_items: bool = option(True, help="keep per-item generations in the report")
+
+
 class UnunlearningAttack(ConfiguredAttack):
     name = "ununlearning"
     description = "In-context ununlearning: forget questions with the fact, related facts or a control in context."
-    option_spec = {
-        "reference_model": Option(None, "str", "model to compare under the same contexts (original or oracle)"),
-        "max_new_tokens": Option(32, "int", "tokens generated per answer"),
-        "template": Option(DEFAULT_TEMPLATE, "str", "user message with {context} and {question}"),
-        "stop": Option(None, "strs", "stop strings (default none)"),
-        "keep_items": Option(True, "bool", "keep per-item generations in the report"),
-    }
+    Options = UnunlearningAttackOptions
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         config = self.settings(ctx.options)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from mu_eval.method import ConfiguredMethod, MethodError, MethodOptionError
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import (
     Batch,
@@ -31,7 +32,6 @@ from mu_eval.training import (
     paired_batches,
     train,
 )
-from mu_eval.unlearning import ConfiguredMethod, MethodError, MethodOptionError
 
 RETAIN_LOSSES = ("nll", "kl", "none")
 

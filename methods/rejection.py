@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from mu_eval.method import MethodError
 from mu_eval.task import TextExample
 from mu_eval.training import Reference, encode_examples, nll_loss
-from mu_eval.unlearning import MethodError
 
 from .base import LLMMethod, TrainOptions
 from .refusals import refusal_examples

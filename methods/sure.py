@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy
 import torch
 
+from mu_eval.method import MethodOptionError
 from mu_eval.training import Reference, nll_loss
-from mu_eval.unlearning import MethodOptionError
 
 from .base import LLMMethod, TrainOptions
 from .npo import npo_loss

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from mu_eval.method import ConfiguredMethod
 from mu_eval.task import UnlearningData
 from mu_eval.training import fine_tune
-from mu_eval.unlearning import ConfiguredMethod
 
 from .base import FineTuneOptions, optimizer_steps, summarise_losses, train_config
 

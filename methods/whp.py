@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 
 from mu_eval.backends import kv_cache as cache_kv
+from mu_eval.method import ConfiguredMethod
 from mu_eval.task import UnlearningData
-from mu_eval.unlearning import ConfiguredMethod
 
 from .base import FineTuneOptions, summarise_losses
 from .task_vector import reinforce

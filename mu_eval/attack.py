@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from mu_eval.backends.base import Backend
+from mu_eval.backend import Backend
+from mu_eval.options import OptionError, parse_options
 from mu_eval.task import Task, TaskContext, TaskResult
 
 
 class AttackError(Exception):
     """An attack cannot run: what it needs is missing (a reference model, CUDA for bitsandbytes, ...)."""
+
+
+class AttackOptionError(AttackError, OptionError):
+    """An option the attack does not declare, or a value that does not convert to the declared type."""
 
 
 @dataclass
@@ -22,9 +28,9 @@ class AttackContext:
     model) through a fresh engine and returns their results; `results` holds this run's own results;
     `answer(requests)` answers requests on this run's model through this run's engine, so requests the
     tasks already asked cost no forward pass. `limit` is the run's `--limit`: the helpers of
-    `mu_eval.attacks.protocol` already cut what they take from a task to its first `limit` items (the
+    `mu_eval.attack_inputs` already cut what they take from a task to its first `limit` items (the
     task contexts carry it too); an attack that reads a task's data some other way cuts it with
-    `protocol.limited`.
+    `attack_inputs.limited`.
     """
 
     backend: Backend
@@ -44,13 +50,42 @@ class AttackContext:
 
 
 class Attack:
-    """Base class for attacks. Subclasses set `name` and implement `run`, returning a JSON-able section."""
+    """Base class for attacks. Subclasses set `name` and implement `run`, returning a JSON-able section.
+
+    Subclass `ConfiguredAttack` to have options declared, converted and checked.
+    """
 
     name: str = ""
     description: str = ""
+    #: The attack's options (`--attack-args`), as a dataclass; None: it takes none.
+    Options: ClassVar[type | None] = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options
 
     def run(self, ctx: AttackContext) -> dict[str, Any]:
         raise NotImplementedError
+
+
+class ConfiguredAttack(Attack):
+    """An attack with a dataclass `Options`, parsed (and checked) when the attack is created; `self.config`
+    holds every option's resolved value by name."""
+
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.config = self.settings(options)
+
+    def settings(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The parsed options of this run (the context's when it carries any, else the constructor's)."""
+        if options is None or (not options and hasattr(self, "config")):
+            return dict(self.config)
+        if self.Options is None:
+            if options:
+                raise AttackOptionError(f"attack {self.name!r} takes no options")
+            return {}
+        try:
+            return dataclasses.asdict(parse_options(self.Options, options, f"attack {self.name!r}"))
+        except OptionError as error:
+            raise AttackOptionError(str(error)) from None

@@ -58,12 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--backend", default="hf")
     parser.add_argument("--model-args", default="", help="k=v,... e.g. dtype=bfloat16,revision=main,peft=DIR")
-    parser.add_argument("--task-args", default="", help="k=v,... passed to every task")
+    parser.add_argument("--task-args", default="",
+                        help="k=v,... for every task that has option k; name.k=v for task `name` alone")
     parser.add_argument("--data-dir", help="local dataset files (also MU_EVAL_DATA_DIR)")
     parser.add_argument("--log-samples", action="store_true", help="write per-task samples as JSON lines")
     parser.add_argument("--reference", help="report of the reference (retain) model, for forget quality and privleak")
     parser.add_argument("--attacks", type=comma_list, default=[], help="comma-separated attack names")
-    parser.add_argument("--attack-args", default="", help="k=v,... passed to every attack")
+    parser.add_argument("--attack-args", default="",
+                        help="k=v,... for every attack that has option k; name.k=v for attack `name` alone")
     parser.add_argument("--method", help="unlearning method applied before evaluating")
     parser.add_argument("--method-args", default="", help="k=v,... for the method")
     parser.add_argument("--save-model", help="folder where the unlearned model is saved")
@@ -83,22 +85,22 @@ def fail(message: str) -> int:
 
 
 def run(argv: Sequence[str]) -> int:
-    from mu_eval.backends.hf_loading import parse_key_values
+    from mu_eval.options import OptionError, parse_key_values
 
     args = build_parser().parse_args(argv)
     try:
-        model_args = parse_key_values(args.model_args)
-        task_args = parse_key_values(args.task_args)
-        attack_args = parse_key_values(args.attack_args)
-        method_args = parse_key_values(args.method_args)
-        protocol_args = parse_key_values(args.protocol_args)
-    except ValueError as error:
+        model_args = parse_key_values(args.model_args, "--model-args")
+        task_args = parse_key_values(args.task_args, "--task-args")
+        attack_args = parse_key_values(args.attack_args, "--attack-args")
+        method_args = parse_key_values(args.method_args, "--method-args")
+        protocol_args = parse_key_values(args.protocol_args, "--protocol-args")
+    except OptionError as error:
         return fail(str(error))
     if (args.protocol or protocol_args) and not args.method:
         return fail("--protocol needs --method: the protocol runs the unlearning method once per step")
     if protocol_args and not args.protocol:
         return fail("--protocol-args needs --protocol")
-    from mu_eval.runner import run_from_cli
+    from mu_eval.cli_run import run_from_cli
 
     return run_from_cli(args, model_args, task_args, attack_args, method_args, protocol_args)
 

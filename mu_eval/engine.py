@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from mu_eval.backends.base import Backend
+from mu_eval.backend import Backend
 from mu_eval.cache import AnswerCache
 from mu_eval.requests import Generate, Request, Result
 

@@ -13,18 +13,18 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from mu_eval.api import instantiate_tasks, make_backend, make_contexts, resolve_reference, run_single
 from mu_eval.data import resolve_data_dir
+from mu_eval.evaluation import instantiate_tasks, make_backend, make_contexts, resolve_reference
 from mu_eval.plugins import get_registry
 from mu_eval.protocols import ProtocolError, choose_folds, parse_protocol_options, protocol_function
 from mu_eval.report import Report, validate_report, write_report
 from mu_eval.report_builder import json_safe
 from mu_eval.run_options import RunOptions
+from mu_eval.single_run import run_config, run_single
 from mu_eval.task import Task
 from mu_eval.unlearning import collect_unlearning_data, save_unlearned, validate_method
 
@@ -91,7 +91,6 @@ def run_protocol(
     if isinstance(method, str):
         validate_method(method, method_options)
     task_instances = instantiate_tasks(tasks, options.task_options)
-    in_memory = isinstance(model, tuple)
     reference_data = resolve_reference(options.reference)
     the_backend = make_backend(model, options.backend, options.model_args, options.device,
                                options.use_chat_template)
@@ -149,18 +148,9 @@ def run_protocol(
             "retain": {"size": len(data.retain), "tasks": providers},
             "steps": sections,
         }
-        run_config = {
-            "model": str(model) if not in_memory else None,
-            "model_args": options.model_args or {},
-            "data_dir": str(data_directory) if data_directory else None,
-            "reference": str(options.reference) if isinstance(options.reference, str | Path) else None,
-            "method": method,
-            "method_options": method_options or {},
-            "protocol": protocol,
-            "protocol_options": protocol_settings,
-            **(options.extra_config or {}),
-        }
-        report = _final_report(steps[-1].result.data, run_config, the_backend.identity(), section, timings)
+        config = run_config(model, options, data_directory, {"method": method, "method_options": method_options or {}},
+                            tail={"protocol": protocol, "protocol_options": protocol_settings})
+        report = _final_report(steps[-1].result.data, config, the_backend.identity(), section, timings)
         if options.output_path is not None:
             write_report(report, options.output_path)
         else:

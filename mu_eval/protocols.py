@@ -19,17 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from mu_eval.method import Method
-from mu_eval.task import Task, TaskContext, TextExample, UnlearningData
-from mu_eval.unlearning import FALSE_WORDS, TRUE_WORDS, as_examples, instantiate_method, run_method
+from mu_eval.options import OptionError, option, parse_options
+from mu_eval.seeding import seed_everything
+from mu_eval.task import Task, TaskContext
+from mu_eval.task_data import TextExample, UnlearningData
+from mu_eval.unlearning import as_examples, instantiate_method, run_method
 
 EvaluateFn = Callable[[Any, Any, int], Any]
-#: The optional task hook that hands a protocol its folds.
-FOLDS_HOOK = "unlearning_folds"
 #: Folds cut from the tasks' forget set when no task provides its own and `folds` is not given.
 DEFAULT_FOLDS = 4
 
 
-class ProtocolError(ValueError):
+class ProtocolError(OptionError):
     """A protocol cannot run as asked: an unknown name or option, or folds that do not fit the data."""
 
 
@@ -76,21 +77,14 @@ def _fresh_method(method: str | Method, options: Mapping[str, Any] | None, seed:
     return instance
 
 
-def _reseed(seed: int) -> None:
-    """Reset every random generator before a step, as a single `--method` run does, so that a step on
-    the same data from the same weights trains exactly like that run."""
-    from mu_eval.api import seed_everything
-
-    seed_everything(seed)
-
-
 def _unlearn_step(
     method: str | Method, options: Mapping[str, Any] | None, seed: int, progress: bool,
     model: Any, tokenizer: Any, data: UnlearningData,
 ) -> tuple[Any, dict[str, Any]]:
-    """One step: a fresh method instance, every generator reseeded, then the method on `data`."""
+    """One step: a fresh method instance, every generator reseeded (as a single `--method` run does, so a step
+    on the same data from the same weights trains exactly like that run), then the method on `data`."""
     instance = _fresh_method(method, options, seed, progress)
-    _reseed(seed)
+    seed_everything(seed)
     return run_method(instance, model, tokenizer, data)
 
 
@@ -167,11 +161,11 @@ PROTOCOLS: dict[str, Callable[..., list[ProtocolStep]]] = {
 
 @dataclass(frozen=True)
 class ProtocolSettings:
-    """`folds`: how many folds to run (None: all the tasks provide, else DEFAULT_FOLDS); `baseline`: evaluate
-    the model before any unlearning as step 0."""
+    """`--protocol-args`: how many folds to run, and whether step 0 evaluates the model before unlearning."""
 
-    folds: int | None = None
-    baseline: bool = True
+    folds: int | None = option(None, minimum=1,
+                               help=f"folds to run (default: all the tasks provide, else {DEFAULT_FOLDS})")
+    baseline: bool = option(True, help="evaluate the model before any unlearning as step 0")
 
     def to_json(self) -> dict[str, Any]:
         return {"folds": self.folds, "baseline": self.baseline}
@@ -184,37 +178,12 @@ def protocol_function(name: str) -> Callable[..., list[ProtocolStep]]:
         raise ProtocolError(f"unknown protocol {name!r}; choose {' or '.join(PROTOCOLS)}") from None
 
 
-def _positive_int(key: str, value: Any) -> int:
-    try:
-        number = int(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number < 1 or (isinstance(value, float) and value != number):
-        raise ProtocolError(f"protocol option {key}={value!r}: expected a positive integer")
-    return number
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUE_WORDS or text in FALSE_WORDS:
-        return text in TRUE_WORDS
-    raise ProtocolError(f"protocol option {key}={value!r}: expected true or false")
-
-
 def parse_protocol_options(values: Mapping[str, Any] | None) -> ProtocolSettings:
     """Typed settings from `protocol_options` / `--protocol-args`; an unknown key is an error, not ignored."""
-    values = dict(values or {})
-    valid = ("folds", "baseline")
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ProtocolError(f"no protocol option {', '.join(map(repr, unknown))}; valid options: {', '.join(valid)}")
-    folds = values.get("folds")
-    return ProtocolSettings(
-        folds=None if folds is None else _positive_int("folds", folds),
-        baseline=_bool("baseline", values.get("baseline", True)),
-    )
+    try:
+        return parse_options(ProtocolSettings, values, "the protocol")
+    except OptionError as error:
+        raise ProtocolError(str(error)) from None
 
 
 def validate_protocol(name: str, options: Mapping[str, Any] | None) -> ProtocolSettings:
@@ -228,11 +197,8 @@ def task_folds(tasks: Mapping[str, Task], contexts: Mapping[str, TaskContext]) -
     and the names of those tasks (no folds and no names when none does)."""
     provided: dict[str, list[list[Any]]] = {}
     for name, task in tasks.items():
-        hook = getattr(task, FOLDS_HOOK, None)
-        if not callable(hook):
-            continue
         try:
-            folds = [as_examples(fold) for fold in hook(contexts[name])]
+            folds = [as_examples(fold) for fold in task.unlearning_folds(contexts[name])]
         except NotImplementedError:
             continue
         if not folds or any(not fold for fold in folds):

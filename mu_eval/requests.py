@@ -1,4 +1,8 @@
-"""The three request kinds a task may ask of a model, and their answers.
+"""Every request kind a task may ask of a model, and their answers.
+
+Language models answer three kinds: `Score`, `Generate` and `Choose`. Classifiers answer `Classify`, and
+vision-language models `VisualGenerate`; those two name their raw inputs (pictures, audio) by content hash in
+the run's `InputStore` (`mu_eval.inputs`), which `classify_request` and `visual_generate_request` fill.
 
 Requests are plain frozen values so that the engine can pool, deduplicate and cache them across tasks;
 answers are plain values too, so that they survive a round trip through the on-disk cache unchanged.
@@ -7,7 +11,16 @@ answers are plain values too, so that they survive a round trip through the on-d
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from mu_eval.inputs import InputStore
+
+#: The placeholder a `VisualGenerate` prompt has for each of its images (LLaVA's convention).
+IMAGE_TOKEN = "<image>"
+#: `Classify.variant` prefix for a randomly initialised model of the same configuration (ZRF's reference).
+RANDOM_INIT = "random-init"
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,53 @@ class Choose:
         return self.context
 
 
-Request = Score | Generate | Choose
+@dataclass(frozen=True)
+class Classify:
+    """Class logits for one stored input. `variant` "" is the model itself; "random-init:SEED" is a
+    randomly initialised model of the same configuration (the reference of ZRF)."""
+
+    modality: str
+    digest: str
+    variant: str = ""
+
+    kind = "classify"
+
+    def sort_text(self) -> str:
+        return self.digest
+
+
+@dataclass(frozen=True)
+class VisualGenerate:
+    """Greedy continuation of `prompt`, whose image placeholders stand for `images` (content hashes)."""
+
+    prompt: str
+    images: tuple[str, ...]
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+    kind = "visual_generate"
+
+    def sort_text(self) -> str:
+        return self.prompt
+
+
+Request = Score | Generate | Choose | Classify | VisualGenerate
+
+
+def classify_request(inputs: InputStore, modality: str, value: Any, variant: str = "") -> Classify:
+    """The request for one raw dataset value, stored in the run's `inputs`."""
+    return Classify(modality, inputs.register(modality, value).digest, variant)
+
+
+def visual_generate_request(
+    inputs: InputStore, prompt: str, images: Sequence[Any], max_new_tokens: int, stop: tuple[str, ...] = (),
+    image_token: str = IMAGE_TOKEN,
+) -> VisualGenerate:
+    """Store the images (PIL, arrays, undecoded dataset values or `StoredInput`s) and build the request."""
+    if prompt.count(image_token) != len(images):
+        raise ValueError(f"prompt has {prompt.count(image_token)} {image_token} placeholders for {len(images)} images")
+    digests = tuple(inputs.register("image", image).digest for image in images)
+    return VisualGenerate(prompt, digests, max_new_tokens, stop)
 
 
 @dataclass(frozen=True)
@@ -148,21 +207,42 @@ class ChooseResult:
         return cls(logprobs=tuple(data["logprobs"]), single_pass=bool(data.get("single_pass", True)))
 
 
-Result = ScoreResult | GenerateResult | ChooseResult
+@dataclass(frozen=True)
+class ClassifyResult:
+    """Float32 logits of every class; probabilities and margins are derived, never stored twice."""
 
-RESULT_TYPES: dict[str, type] = {"score": ScoreResult, "generate": GenerateResult, "choose": ChooseResult}
+    logits: tuple[float, ...]
+
+    def probabilities(self) -> list[float]:
+        top = max(self.logits)
+        exps = [math.exp(z - top) for z in self.logits]
+        total = sum(exps)
+        return [e / total for e in exps]
+
+    @property
+    def predicted(self) -> int:
+        return max(range(len(self.logits)), key=lambda i: self.logits[i])
+
+    def margin(self, label: int) -> float:
+        """z_y - logsumexp_{j != y} z_j (the KLoM margin)."""
+        others = [z for j, z in enumerate(self.logits) if j != label]
+        top = max(others)
+        return self.logits[label] - (top + math.log(sum(math.exp(z - top) for z in others)))
+
+    def to_json(self) -> dict:
+        return {"logits": list(self.logits)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ClassifyResult:
+        return cls(logits=tuple(float(z) for z in data["logits"]))
 
 
-def register_result_type(kind: str, result_type: type) -> None:
-    """Declare the answer type of a request kind added by a backend plugin, so cached answers read back.
+Result = ScoreResult | GenerateResult | ChooseResult | ClassifyResult
 
-    The type needs `to_json()` and a `from_json(data)` class method. Registering a kind twice with
-    different types is an error.
-    """
-    existing = RESULT_TYPES.get(kind)
-    if existing is not None and existing is not result_type:
-        raise ValueError(f"request kind {kind!r} already answers with {existing.__name__}")
-    RESULT_TYPES[kind] = result_type
+RESULT_TYPES: dict[str, type] = {
+    "score": ScoreResult, "generate": GenerateResult, "choose": ChooseResult, "classify": ClassifyResult,
+    "visual_generate": GenerateResult,
+}
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:

@@ -1,17 +1,39 @@
-"""The task interface: rows in, requests out; results in, metric values out. A task never calls a model."""
+"""The task interface: rows in, requests out; results in, metric values out. A task never calls a model.
+
+Besides `build_requests` and `process_results`, a task may implement the optional hooks declared on `Task`
+(each with its default): the data unlearning methods train on, the folds of multi-step protocols, and what
+attacks draw from it (membership sets, facts, which metrics measure forgetting).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from mu_eval.data import DatasetSpec
+from mu_eval.inputs import InputStore
+from mu_eval.options import OptionError, parse_options
 from mu_eval.requests import Request, Result
+from mu_eval.task_data import (
+    ClassifierExample,
+    ClassifierUnlearningData,
+    ForgetFact,
+    ImageTextExample,
+    MembershipSet,
+    TextExample,
+    UnlearningData,
+)
+
+__all__ = [
+    "ClassifierExample", "ClassifierUnlearningData", "ForgetFact", "ImageTextExample", "MembershipSet",
+    "MetricValue", "Task", "TaskContext", "TaskOptionError", "TaskResult", "TextExample", "UnlearningData",
+]
 
 
-class TaskOptionError(ValueError):
+class TaskOptionError(OptionError):
     """A task rejected its options (`--task-args`): a usage error, reported in one line."""
 
 
@@ -84,6 +106,9 @@ class TaskContext:
     #: `truncate_tokens(text, n)`: `text` cut to its first n tokens of the model's tokenizer (special tokens
     #: added and counted, decoded without them); None when the backend cannot tokenize.
     truncate_tokens: Callable[[str, int], str] | None = None
+    #: The run's store of raw inputs (pictures, audio): `classify_request`/`visual_generate_request` put a
+    #: request's inputs here, and the run's backend reads them back by content hash.
+    inputs: InputStore = field(default_factory=InputStore)
 
     def reference_items(self, task_name: str) -> dict[str, list] | None:
         """Per-item arrays of the same task in the reference report, or None when there is none."""
@@ -104,15 +129,31 @@ class Task:
 
     One instance serves one run, so a task may keep what it built in `build_requests` on `self` and
     read it back in `process_results`; the engine hands results back in the order of the requests.
+
+    A task with options declares them as a dataclass `Options` (see `mu_eval.options`); they are parsed
+    into `self.settings` when the task is made, and an unknown key or a bad value is a `TaskOptionError`.
     """
 
     name: str = ""
     description: str = ""
     #: Datasets this task reads, for `mu-eval list tasks` and error messages.
     datasets: tuple[DatasetSpec, ...] = ()
+    #: The task's options (`--task-args`), as a dataclass; None: it takes none.
+    Options: ClassVar[type | None] = None
+    #: Names of the metrics that measure how much of the forget set the model still knows; attacks that
+    #: change the model (relearning, quantization, recovered weights) track them. Empty: every metric.
+    forget_metrics: tuple[str, ...] = ()
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+        self.settings: Any = None
+        if self.Options is not None:
+            try:
+                self.settings = parse_options(self.Options, options, f"task {self.name!r}")
+            except OptionError as error:
+                raise TaskOptionError(str(error)) from None
+        elif options:
+            raise TaskOptionError(f"task {self.name!r} takes no options (got {', '.join(map(repr, options))})")
 
     def build_requests(self, ctx: TaskContext) -> list[Request]:
         raise NotImplementedError
@@ -128,42 +169,30 @@ class Task:
             "options": dict(self.options),
         }
 
+    def option_values(self) -> dict[str, Any]:
+        """Every option with its resolved value, defaults included (empty for a task without options)."""
+        return dataclasses.asdict(self.settings) if self.settings is not None else {}
+
+    # -- optional hooks: each raises NotImplementedError ("not provided") by default ---------------------------
     def unlearning_data(self, ctx: TaskContext) -> UnlearningData:
-        """Forget and retain examples for methods and attacks that train; tasks that support it override."""
+        """Forget, retain (and holdout) examples for methods and attacks that train."""
         raise NotImplementedError(f"task {self.name!r} provides no forget/retain data for unlearning")
 
+    def unlearning_folds(self, ctx: TaskContext) -> list[list[Any]]:
+        """Disjoint forget folds, in request order, for multi-step protocols (`--protocol`); without them
+        the protocol cuts the tasks' forget set into equal folds."""
+        raise NotImplementedError(f"task {self.name!r} provides no folds of its own")
 
-@dataclass
-class TextExample:
-    """One training example: the prompt is context only, the answer is what the loss is computed on."""
+    def membership_requests(self, ctx: TaskContext) -> MembershipSet:
+        """Member and non-member `Score` requests for membership inference. Default (by the attacks):
+        forget vs holdout examples of `unlearning_data`."""
+        raise NotImplementedError
 
-    prompt: str
-    answer: str
-    #: Other answers to the same prompt (e.g. perturbed ones), for methods that prefer them to `answer` (DPO).
-    alternates: tuple[str, ...] = ()
-    #: The corpus or topic the example comes from (WMDP: the forget corpus); RMU takes turns between groups
-    #: the way WMDP's RMU run takes turns between its bio and cyber corpora. Empty: one group.
-    group: str = ""
+    def forget_facts(self, ctx: TaskContext) -> list[ForgetFact]:
+        """Facts of the forget set for the generation attacks. Default (by the attacks): one fact per forget
+        question of `unlearning_data`, the whole answer as the gold string."""
+        raise NotImplementedError
 
-
-@dataclass
-class ImageTextExample:
-    """A training example for a vision-language model (MLLMU-Bench's LLaVA): `prompt` holds one `<image>`
-    placeholder per entry of `images`, in order, and is context only; the loss is on `answer`.
-
-    Not a `TextExample`, so text-only machinery (refusal pairs, RMU's activations) never drops the pictures
-    silently. `images` are content hashes from `register_input("image", raw)` (as `visual_generate_request`
-    registers them) or raw pictures (PIL images, arrays, `{"bytes", "path"}` dataset values).
-    """
-
-    prompt: str
-    answer: str
-    images: tuple[Any, ...] = ()
-
-
-@dataclass
-class UnlearningData:
-    forget: list[TextExample | ImageTextExample]
-    retain: list[TextExample | ImageTextExample]
-    #: Data from the forget distribution never trained on (membership-inference negatives).
-    holdout: list[TextExample | ImageTextExample] = field(default_factory=list)
+    def retain_facts(self, ctx: TaskContext) -> list[ForgetFact]:
+        """Facts the model should keep, for the generation attacks; default as `forget_facts`, from retain."""
+        raise NotImplementedError

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from mu_eval.backends.base import BackendError
+from mu_eval.backend import BackendError
 from mu_eval.backends.hf_encoding import EncodedScore, encode_score
+from mu_eval.method import MethodError
 from mu_eval.task import ImageTextExample, TextExample
-from mu_eval.unlearning import MethodError
 
 if TYPE_CHECKING:
     from mu_eval.backends.vision_language import ImagePlaceholders

@@ -1,8 +1,9 @@
-"""Running an unlearning method: typed options, forget/retain data from tasks, the report's method section.
+"""Running an unlearning method: forget/retain data from tasks, the method itself, the report's method section.
 
-`apply_method` is what `evaluate(..., method=...)` and `mu-eval --method` call; `unlearn` is the library entry
-point for a model held in memory or a checkpoint path. Both time the method and describe it the same way, so a
-report says which method ran, with which resolved options, for how long and on how much data.
+`apply_method` is what `evaluate(..., method=...)` and `mu-eval --method` call; `mu_eval.unlearn` is the
+library entry point for a model held in memory or a checkpoint path. Both go through `run_method`, which
+times the method and describes it the same way, so a report says which method ran, with which resolved
+options, for how long and on how much data.
 """
 
 from __future__ import annotations
@@ -10,115 +11,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from mu_eval.method import Method
-from mu_eval.task import ImageTextExample, Task, TaskContext, TextExample, UnlearningData
-
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
-NONE_WORDS = ("none", "null", "")
-#: Separators of list items inside one `--method-args` value (the comma already separates options).
-LIST_SEPARATORS = (";", "+", " ")
-
-
-class MethodError(Exception):
-    """An unlearning method cannot run as asked: a bad option, missing data, an unsupported model."""
-
-
-class MethodOptionError(MethodError, ValueError):
-    """An option the method does not declare, or a value that does not convert to the declared type."""
-
-
-# -- options -------------------------------------------------------------------------------------------------
-def _convert(method: str, key: str, value: Any, annotation: Any) -> Any:
-    if annotation is Any:
-        return value
-    if annotation is str and isinstance(value, os.PathLike):
-        return os.fspath(value)
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        is_none_word = isinstance(value, str) and value.strip().lower() in NONE_WORDS
-        if value is None or (is_none_word and type(None) in args):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for candidate in inner:
-            try:
-                return _convert(method, key, value, candidate)
-            except MethodOptionError as error:
-                errors.append(str(error))
-        raise MethodOptionError(errors[0])
-    if origin in (tuple, list):
-        item_type = args[0] if args else str
-        if isinstance(value, str):
-            text = value
-            for separator in LIST_SEPARATORS[1:]:
-                text = text.replace(separator, LIST_SEPARATORS[0])
-            value = [part for part in text.split(LIST_SEPARATORS[0]) if part.strip()]
-        if not isinstance(value, Iterable):
-            raise MethodOptionError(f"method {method!r} option {key}: expected a list, got {value!r}")
-        return tuple(_convert(method, key, item, item_type) for item in value)
-    expected = getattr(annotation, "__name__", str(annotation))
-    problem = f"method {method!r} option {key}={value!r}: expected {expected}"
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if annotation is bool:
-                if text.lower() in TRUE_WORDS:
-                    return True
-                if text.lower() in FALSE_WORDS:
-                    return False
-                raise ValueError(text)
-            if annotation in (int, float):
-                return annotation(text)
-        except ValueError:
-            raise MethodOptionError(problem) from None
-        if annotation is str:
-            return value
-    elif annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    elif isinstance(annotation, type) and isinstance(value, annotation):
-        if not (annotation is int and isinstance(value, bool)):
-            return value
-    raise MethodOptionError(problem)
-
-
-def parse_options(options_type: type, values: Mapping[str, Any], method: str = "") -> Any:
-    """An `options_type` dataclass from `values`, converting strings (`--method-args`) to the declared types.
-
-    Unknown keys are rejected with the list of valid ones, so a typo never silently runs the default.
-    """
-    hints = typing.get_type_hints(options_type)
-    names = [f.name for f in dataclasses.fields(options_type) if f.init]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise MethodOptionError(
-            f"method {method!r} has no option {', '.join(map(repr, unknown))}; "
-            f"valid options: {', '.join(names)}"
-        )
-    converted = {key: _convert(method, key, value, hints[key]) for key, value in values.items()}
-    return options_type(**converted)
-
-
-class ConfiguredMethod(Method):
-    """A method whose options are a dataclass `Options`: typed, defaulted, validated, and recorded in full.
-
-    `self.settings` holds the parsed dataclass; `self.options` (what reports show) every resolved value,
-    defaults included, so a report alone reproduces the run.
-    """
-
-    Options: ClassVar[type]
-
-    def __init__(self, **options: Any) -> None:
-        self.settings = parse_options(self.Options, options, self.name)
-        super().__init__(**dataclasses.asdict(self.settings))
-        self.info: dict[str, Any] = {}
+from mu_eval.backend import Backend
+from mu_eval.method import Method, MethodError
+from mu_eval.plugins import get_registry
+from mu_eval.seeding import seed_everything
+from mu_eval.task import Task, TaskContext
+from mu_eval.task_data import ImageTextExample, TextExample, UnlearningData
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -151,9 +53,9 @@ def _union(parts: Sequence[Sequence[TextExample]]) -> list[TextExample]:
 
 
 def _example_key(example: Any) -> tuple[Any, ...]:
-    """Text and pictures: the same question on two pictures is two examples. Registered pictures are content
-    hashes; an unregistered picture object counts as itself."""
-    images = tuple(i if isinstance(i, str) else id(i) for i in getattr(example, "images", ()))
+    """Text and pictures: the same question on two pictures is two examples. A stored picture is known by
+    its content hash; a raw picture object counts as itself."""
+    images = tuple(getattr(i, "digest", None) or id(i) for i in getattr(example, "images", ()))
     return example.prompt, example.answer, images
 
 
@@ -196,8 +98,6 @@ def instantiate_method(method: str | Method, options: Mapping[str, Any] | None, 
         if options:
             raise MethodError("pass options when naming the method, not with a method instance")
         return method
-    from mu_eval.plugins import get_registry
-
     method_class = get_registry().method(method)
     options = dict(options or {})
     declared = getattr(method_class, "Options", None)
@@ -235,8 +135,8 @@ def check_data_kind(method: Method, data: UnlearningData) -> None:
         raise MethodError(f"method {method.name!r} unlearns classifiers, but the run's tasks provided text "
                           "examples; choose a language-model method (mu-eval list methods)")
     images = sum(isinstance(e, ImageTextExample) for e in examples)
-    if method.kind == "llm" and images and not getattr(method, "accepts_images", False):
-        reason = getattr(method, "image_refusal", "") or "it does not declare that it trains on images"
+    if method.kind == "llm" and images and not method.accepts_images:
+        reason = method.image_refusal or "it does not declare that it trains on images"
         raise MethodError(f"method {method.name!r} cannot train on image+text examples ({images} of the forget and "
                           f"retain examples are): {reason}; grad_ascent, grad_diff, kl_min and npo can "
                           "(docs/methods.md)")
@@ -273,7 +173,7 @@ def run_method(
 def apply_method(
     name: str,
     options: Mapping[str, Any],
-    backend: Any,
+    backend: Backend,
     tasks: Mapping[str, Task],
     contexts: Mapping[str, TaskContext],
     save_model: str | os.PathLike | None,
@@ -281,9 +181,6 @@ def apply_method(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Unlearn the backend's model on the run's forget/retain data; the backend then serves the new model."""
-    from mu_eval.api import seed_everything
-    from mu_eval.plugins import get_registry
-
     method = instantiate_method(name, options, seed)
     method.progress = progress
     data, providers = collect_unlearning_data(tasks, contexts)
@@ -293,51 +190,3 @@ def apply_method(
     section["plugin"] = get_registry().get("methods", name).plugin
     section["data"]["tasks"] = providers
     return section
-
-
-@dataclass
-class UnlearningResult:
-    """What `mu_eval.unlearn` returns: the unlearned model, its tokenizer and the method section."""
-
-    model: Any
-    tokenizer: Any
-    method: dict[str, Any] = field(default_factory=dict)
-
-
-def unlearn(
-    model: Any,
-    tokenizer: Any = None,
-    method: str | Method | None = None,
-    *,
-    forget: Iterable[Any],
-    retain: Iterable[Any] = (),
-    holdout: Iterable[Any] = (),
-    save_model: str | os.PathLike | None = None,
-    seed: int = 0,
-    device: str | None = None,
-    model_args: dict[str, str] | None = None,
-    **options: Any,
-) -> UnlearningResult:
-    """Unlearn `forget` from a model (a path or hub id, or an in-memory model with its tokenizer).
-
-    An in-memory model is changed in place when the method allows it. Prompts are used verbatim: format
-    them with the model's chat template first if it has one. `options` are the method's own options.
-    """
-    if method is None:
-        raise MethodError("name the unlearning method, e.g. unlearn(model, tokenizer, 'npo', forget=...)")
-    if isinstance(model, str | os.PathLike):
-        from mu_eval.api import make_backend
-
-        backend = make_backend(str(model), model_args=model_args, device=device)
-        model, tokenizer = backend.torch_model, backend.tokenizer
-    elif tokenizer is None:
-        raise MethodError("an in-memory model needs its tokenizer")
-    data = UnlearningData(as_examples(forget), as_examples(retain), as_examples(holdout))
-    if not data.forget:
-        raise MethodError("the forget set is empty")
-    instance = instantiate_method(method, options, seed)
-    from mu_eval.api import seed_everything
-
-    seed_everything(seed)
-    unlearned, section = run_method(instance, model, tokenizer, data, save_model)
-    return UnlearningResult(unlearned, tokenizer, section)

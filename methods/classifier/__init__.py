@@ -4,6 +4,6 @@
 holding `ClassifierExample`s; MU-Bench classification tasks produce it from `unlearning_data(ctx)`.
 """
 
-from .data import ClassifierExample, ClassifierUnlearningData
+from mu_eval.task_data import ClassifierExample, ClassifierUnlearningData
 
 __all__ = ["ClassifierExample", "ClassifierUnlearningData"]

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mu_eval.unlearning import ConfiguredMethod
+from mu_eval.method import ConfiguredMethod
+from mu_eval.task_data import ClassifierUnlearningData
 
-from .data import ClassifierUnlearningData, as_classifier_data, collate, ensure_processor
+from .data import as_classifier_data, collate, ensure_processor
 
 
 class ClassifierMethod(ConfiguredMethod):

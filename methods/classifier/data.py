@@ -10,48 +10,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from mu_eval.backends.classification import detect_modality, register_input, wrap_processor
-from mu_eval.backends.classification_inputs import ModalityProcessor
-from mu_eval.task import UnlearningData
-from mu_eval.unlearning import MethodError
-
-
-@dataclass(frozen=True)
-class ClassifierExample:
-    """One labelled input. `prompt` and `answer` are the keys generic code (`mu_eval.unlearning`) uses to
-    drop repeated examples: the input's content hash and its label."""
-
-    inputs: Any = field(compare=False, hash=False, repr=False)
-    label: int
-    modality: str
-    key: str
-
-    @classmethod
-    def from_raw(cls, modality: str, value: Any, label: int) -> ClassifierExample:
-        digest, normalised = register_input(modality, value)
-        return cls(normalised, int(label), modality, digest)
-
-    @property
-    def prompt(self) -> str:
-        return self.key
-
-    @property
-    def answer(self) -> str:
-        return str(self.label)
-
-
-@dataclass
-class ClassifierUnlearningData(UnlearningData):
-    """Forget (D_f) and retain (D_r) examples; `holdout` may carry D_test (never trained on)."""
-
-    forget: list[ClassifierExample]
-    retain: list[ClassifierExample]
-    holdout: list[ClassifierExample] = field(default_factory=list)
+from mu_eval.backends.classification import detect_modality, wrap_processor
+from mu_eval.backends.modality_processor import ModalityProcessor
+from mu_eval.method import MethodError
+from mu_eval.task_data import ClassifierExample, ClassifierUnlearningData, UnlearningData
 
 
 def as_classifier_data(data: UnlearningData) -> ClassifierUnlearningData:

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mu_eval.task_data import ClassifierUnlearningData
+
 from .base import ClassifierMethod, sgd
-from .data import ClassifierUnlearningData, endless_batches, shuffled_batches
+from .data import endless_batches, shuffled_batches
 
 
 @dataclass

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mu_eval.task_data import ClassifierExample, ClassifierUnlearningData
+
 from .base import ClassifierMethod, sgd
-from .data import ClassifierExample, ClassifierUnlearningData, sample, shuffled_batches
+from .data import sample, shuffled_batches
 
 
 @dataclass

@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mu_eval.task_data import ClassifierExample, ClassifierUnlearningData
+
 from .base import ClassifierMethod
-from .data import ClassifierExample, ClassifierUnlearningData, sample
+from .data import sample
 
 
 @dataclass

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mu_eval.task_data import ClassifierUnlearningData
+
 from .base import ClassifierMethod, adam, distill_kl, frozen_copy, random_init_copy
-from .data import ClassifierUnlearningData, sample, shuffled_batches
+from .data import sample, shuffled_batches
 
 
 @dataclass

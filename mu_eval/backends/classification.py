@@ -1,106 +1,27 @@
 """The classifier backend (`--backend classifier`): MU-Bench's image, text, audio, video and ViLT classifiers,
 plus seq2seq generation for its generative tasks.
 
-Requests must be plain hashable values, but an image or a clip is neither small nor JSON. A task therefore
-registers each raw input once (`classify_request`): the input is normalised, hashed, and kept in a
-process-wide store under its content hash; the request carries only (modality, hash, variant). The cache key
-is thus the input's content, never a row number that another data file could give another meaning.
+A `Classify` request names its input by content hash; the backend reads the normalised input from the run's
+input store (`Backend.inputs`, filled by the tasks through `classify_request`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
-from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
+from mu_eval.backend import BackendError
+from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
-from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
+from mu_eval.backends.modality_processor import ModalityProcessor
+from mu_eval.inputs import MODALITIES, InputError
+from mu_eval.options import option
+from mu_eval.requests import RANDOM_INIT, Classify, ClassifyResult, Generate, GenerateResult, cut_at_stop
 
 #: Bumped whenever a change here could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 1
-RANDOM_INIT = "random-init"
-
-_INPUTS: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class Classify:
-    """Class logits for one registered input. `variant` "" is the model itself; "random-init:SEED" is a
-    randomly initialised model of the same configuration (the reference of ZRF)."""
-
-    modality: str
-    digest: str
-    variant: str = ""
-
-    kind = "classify"
-
-    def sort_text(self) -> str:
-        return self.digest
-
-
-@dataclass(frozen=True)
-class ClassifyResult:
-    """Float32 logits of every class; probabilities and margins are derived, never stored twice."""
-
-    logits: tuple[float, ...]
-
-    def probabilities(self) -> list[float]:
-        top = max(self.logits)
-        exps = [math.exp(z - top) for z in self.logits]
-        total = sum(exps)
-        return [e / total for e in exps]
-
-    @property
-    def predicted(self) -> int:
-        return max(range(len(self.logits)), key=lambda i: self.logits[i])
-
-    def margin(self, label: int) -> float:
-        """z_y - logsumexp_{j != y} z_j (the KLoM margin)."""
-        others = [z for j, z in enumerate(self.logits) if j != label]
-        top = max(others)
-        return self.logits[label] - (top + math.log(sum(math.exp(z - top) for z in others)))
-
-    def to_json(self) -> dict:
-        return {"logits": list(self.logits)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> ClassifyResult:
-        return cls(logits=tuple(float(z) for z in data["logits"]))
-
-
-register_result_type(Classify.kind, ClassifyResult)
-
-
-def register_input(modality: str, value: Any) -> tuple[str, Any]:
-    """Normalise and store one raw input; returns its content hash and its normalised form."""
-    normalised = normalise(modality, value)
-    digest = content_hash(modality, normalised)
-    _INPUTS.setdefault(digest, normalised)
-    return digest, normalised
-
-
-def classify_request(modality: str, value: Any, variant: str = "") -> Classify:
-    """The request for one raw dataset value (see the module docstring)."""
-    digest, _ = register_input(modality, value)
-    return Classify(modality, digest, variant)
-
-
-def stored_input(digest: str) -> Any:
-    try:
-        return _INPUTS[digest]
-    except KeyError:
-        raise BackendError(f"input {digest[:12]} was never registered (build requests with classify_request)") from None
-
-
-def clear_inputs() -> None:
-    """Drop every stored input (between unrelated runs in one long-lived process)."""
-    _INPUTS.clear()
-
-
 # -- loading -------------------------------------------------------------------------------------------------
 def detect_modality(config: Any) -> str:
     """The input modality of a checkpoint, from its architecture and model type."""
@@ -149,6 +70,14 @@ def wrap_processor(processor: Any, modality: str, config: Any, max_length: int |
                              num_frames=getattr(config, "num_frames", None))
 
 
+@dataclass
+class ClassifierModelArgs(ModelArgs):
+    """The classifier backend's `--model-args`: the Hugging Face ones, and the input modality."""
+
+    modality: str | None = option(None, choices=(*MODALITIES, "seq2seq"),
+                                  help="input modality (default: read from the checkpoint's architecture)")
+
+
 class ClassifierBackend(TorchModelBackend):
     """Answers `Classify` requests with a transformers classifier (and `Generate` with a seq2seq model).
 
@@ -173,13 +102,13 @@ class ClassifierBackend(TorchModelBackend):
                         **options: Any) -> ClassifierBackend:
         from transformers import AutoConfig
 
-        args = ModelArgs.parse(model_args or {})
+        args = ClassifierModelArgs.parse(model_args, cls.name)
         device = device or default_device()
         _, source = checkpoint_source(model)
         kwargs = args.loader_kwargs()
         try:
             config = AutoConfig.from_pretrained(source, **kwargs)
-            modality = args.extra.get("modality") or detect_modality(config)
+            modality = args.modality or detect_modality(config)
             model_class, processor_class = auto_classes(modality)
             processor = processor_class.from_pretrained(source, **kwargs)
             dtype = torch.float32 if args.dtype == "auto" else resolve_dtype(args.dtype, device)
@@ -206,7 +135,7 @@ class ClassifierBackend(TorchModelBackend):
         if not isinstance(request, Classify):
             raise TypeError(f"the classifier backend cannot answer {request!r}")
         self._check_modality([request])
-        value = stored_input(request.digest)
+        value = self.stored(request.digest)
         if request.modality == "text":
             if request.digest not in self._text_lengths:
                 self._text_lengths[request.digest] = self.tokenizer.text_length(value)
@@ -222,12 +151,12 @@ class ClassifierBackend(TorchModelBackend):
         return self._patches()
 
     # -- answers -------------------------------------------------------------------------------------------
-    def answer(self, kind: str, requests: list[Any]) -> list[Any]:
-        if kind == Classify.kind:
-            return self.classify(requests)
-        if kind == "generate":
-            return self.generate(requests)
-        raise BackendError(f"the classifier backend answers classify and (seq2seq) generate requests, not {kind!r}")
+    def stored(self, digest: str) -> Any:
+        """The normalised input a request names, from the run's input store."""
+        try:
+            return self.inputs.get(digest)
+        except InputError as error:
+            raise BackendError(str(error)) from None
 
     def random_model(self, seed: int) -> Any:
         """A randomly initialised model of the same configuration (built once per seed, then reused)."""
@@ -262,7 +191,7 @@ class ClassifierBackend(TorchModelBackend):
             by_variant.setdefault(request.variant, []).append(index)
         for variant, indices in by_variant.items():
             model = self.model_for(variant)
-            batch = self.tokenizer([stored_input(requests[i].digest) for i in indices])
+            batch = self.tokenizer([self.stored(requests[i].digest) for i in indices])
             batch = {k: v.to(self.device) for k, v in batch.items()}
             if "pixel_values" in batch:
                 batch["pixel_values"] = batch["pixel_values"].to(next(model.parameters()).dtype)

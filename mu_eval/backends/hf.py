@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from mu_eval.backends.base import PLAIN_PROMPT, TorchModelBackend, model_identity
+from mu_eval.backend import PLAIN_PROMPT
+from mu_eval.backends.base import TorchModelBackend, model_identity
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
@@ -57,7 +58,7 @@ class HFBackend(TorchModelBackend):
     def from_pretrained(
         cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None, **options: Any
     ) -> HFBackend:
-        args = ModelArgs.parse(model_args or {})
+        args = ModelArgs.parse(model_args, cls.name)
         device = device or default_device()
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision, args.peft)

@@ -2,77 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from mu_eval.backends.base import BackendError, checkpoint_source
+from mu_eval.backend import BackendError
+from mu_eval.backends.base import checkpoint_source
+from mu_eval.options import OptionError, option, parse_options
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: `generation_cache` values: transformers' growing cache, or a preallocated one (compiled decoding on CUDA).
 GENERATION_CACHES = ("dynamic", "static")
 
 
+class ModelArgsError(BackendError, OptionError):
+    """A `--model-args` key the backend does not take, or a value it cannot use."""
+
+
+ArgsT = TypeVar("ArgsT", bound="ModelArgs")
+
+
 @dataclass
 class ModelArgs:
-    """Parsed `--model-args k=v,...` for the Hugging Face backend."""
+    """`--model-args k=v,...` of the Hugging Face backends; an unknown key is an error naming the closest."""
 
-    dtype: str = "auto"
-    revision: str | None = None
-    peft: str | None = None
-    trust_remote_code: bool = False
-    attn_implementation: str | None = None
-    max_length: int | None = None
-    generation_cache: str = "dynamic"
-    extra: dict[str, str] = field(default_factory=dict)
+    dtype: str = option("auto", choices=DTYPES, help="weights dtype; auto: bfloat16 on CUDA, else float32")
+    revision: str | None = option(None, help="hub revision (branch, tag or commit) of a hub id")
+    peft: str | None = option(None, help="folder of a peft (LoRA) adapter applied on top")
+    trust_remote_code: bool = option(False, help="run the checkpoint's own modelling code")
+    attn_implementation: str | None = option(None, help="transformers' attention implementation, e.g. sdpa")
+    max_length: int | None = option(None, minimum=1, help="longest sequence the model is given (default: its own)")
+    generation_cache: str = option("dynamic", choices=GENERATION_CACHES,
+                                   help="dynamic, or static: a preallocated cache (compiled decoding on CUDA)")
 
     def loader_kwargs(self) -> dict[str, Any]:
         """What every `from_pretrained` of a backend receives: revision and the remote-code switch."""
         return {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
 
     @classmethod
-    def parse(cls, values: dict[str, str]) -> ModelArgs:
-        args = cls()
-        for key, value in values.items():
-            if key == "dtype":
-                if value not in DTYPES:
-                    raise BackendError(f"model arg dtype={value!r}: expected one of {', '.join(DTYPES)}")
-                args.dtype = value
-            elif key == "revision":
-                args.revision = value
-            elif key == "peft":
-                args.peft = value
-            elif key == "trust_remote_code":
-                args.trust_remote_code = value.lower() in ("1", "true", "yes")
-            elif key == "attn_implementation":
-                args.attn_implementation = value
-            elif key == "max_length":
-                args.max_length = int(value)
-            elif key == "generation_cache":
-                if value not in GENERATION_CACHES:
-                    raise BackendError(
-                        f"model arg generation_cache={value!r}: expected one of {', '.join(GENERATION_CACHES)}"
-                    )
-                args.generation_cache = value
-            else:
-                args.extra[key] = value
-        return args
-
-
-def parse_key_values(text: str | None) -> dict[str, str]:
-    """`a=1,b=x` -> {"a": "1", "b": "x"}; an item without `=` is an error."""
-    if not text:
-        return {}
-    pairs = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ValueError(f"expected key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        pairs[key.strip()] = value.strip()
-    return pairs
+    def parse(cls: type[ArgsT], values: Mapping[str, Any] | None, backend: str = "hf") -> ArgsT:
+        try:
+            return parse_options(cls, values, f"backend {backend!r} (--model-args)")
+        except OptionError as error:
+            raise ModelArgsError(str(error)) from None
 
 
 def default_device() -> str:

@@ -21,44 +21,18 @@ from typing import Any
 
 import torch
 
-from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
-from mu_eval.backends.classification import register_input, stored_input
+from mu_eval.backend import BackendError
+from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.hf_encoding import encode
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
-from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
+from mu_eval.inputs import InputError, InputStore, StoredInput, prepare_input
+from mu_eval.options import option, untyped_value
+from mu_eval.requests import IMAGE_TOKEN, Generate, GenerateResult, VisualGenerate, cut_at_stop
 
 #: 2: generation also stops at the model's own end-of-turn and generation-config EOS ids.
 ANSWER_VERSION = 2
-IMAGE_TOKEN = "<image>"
 #: Processor outputs that describe the text; everything else it returns with a picture is an image input.
 TEXT_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids"})
-
-
-@dataclass(frozen=True)
-class VisualGenerate:
-    """Greedy continuation of `prompt`, whose image placeholders stand for `images` (content hashes)."""
-
-    prompt: str
-    images: tuple[str, ...]
-    max_new_tokens: int
-    stop: tuple[str, ...] = ()
-
-    kind = "visual_generate"
-
-    def sort_text(self) -> str:
-        return self.prompt
-
-
-register_result_type(VisualGenerate.kind, GenerateResult)
-
-
-def visual_generate_request(prompt: str, images: list[Any], max_new_tokens: int, stop: tuple[str, ...] = (),
-                            image_token: str = IMAGE_TOKEN) -> VisualGenerate:
-    """Register the images (PIL, arrays or undecoded dataset values) and build the request."""
-    if prompt.count(image_token) != len(images):
-        raise ValueError(f"prompt has {prompt.count(image_token)} {image_token} placeholders for {len(images)} images")
-    digests = tuple(register_input("image", image)[0] for image in images)
-    return VisualGenerate(prompt, digests, max_new_tokens, stop)
 
 
 def image_token_of(processor: Any) -> str:
@@ -105,12 +79,13 @@ class ImagePlaceholders:
     error, not silently different tokens in training than in evaluation.
     """
 
-    def __init__(self, processor: Any) -> None:
+    def __init__(self, processor: Any, inputs: InputStore | None = None) -> None:
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None or not hasattr(processor, "image_processor"):
             raise BackendError(f"image+text examples need the model's multimodal processor (its AutoProcessor), "
                                f"not a {type(processor).__name__}")
         self.processor = processor
+        self.inputs = inputs
         self.tokenizer = tokenizer
         self.image_token = image_token_of(processor)
         self.image_token_id = int(tokenizer.convert_tokens_to_ids(self.image_token))
@@ -120,23 +95,24 @@ class ImagePlaceholders:
         self._checked: set[tuple[tuple[str, str], ...]] = set()
         self._mismatched: set[tuple[tuple[str, str], ...]] = set()
 
-    @staticmethod
-    def digest(image: Any) -> str:
-        """The content hash of a raw picture (registered here) or of an already registered one."""
+    def picture(self, image: Any) -> StoredInput:
+        """A picture as a `StoredInput`: a raw picture is normalised, a `StoredInput` passes, and a content hash
+        is read from the input store this was made with."""
         if not isinstance(image, str):
-            return register_input("image", image)[0]
+            return prepare_input("image", image)
         try:
-            stored_input(image)
-        except BackendError:
-            raise BackendError(f"training image {image[:12]!r} is neither a picture nor the content hash of a "
-                               "registered one (register_input('image', raw))") from None
-        return image
+            if self.inputs is None:
+                raise InputError("no input store to read it from")
+            return StoredInput("image", image, self.inputs.get(image))
+        except InputError:
+            raise BackendError(f"image {image[:12]!r} is a content hash, but not of a picture in this run's input "
+                               "store; pass the picture itself (or its StoredInput)") from None
 
     def expansion(self, image: Any) -> ImageExpansion:
-        """Token ids and image inputs of one picture (a content hash or a raw picture)."""
-        digest = self.digest(image)
-        if digest not in self._expansions:
-            encoded = self.processor(text=self.image_token, images=[stored_input(digest)], return_tensors="pt")
+        """Token ids and image inputs of one picture (raw, a `StoredInput`, or the hash of a stored one)."""
+        picture = self.picture(image)
+        if picture.digest not in self._expansions:
+            encoded = self.processor(text=self.image_token, images=[picture.value], return_tensors="pt")
             processed = encoded["input_ids"][0].tolist()
             plain = list(self.tokenizer(self.image_token)["input_ids"])
             where = plain.index(self.image_token_id)
@@ -146,8 +122,8 @@ class ImagePlaceholders:
                 raise BackendError(f"{type(self.processor).__name__} changes the tokens around {self.image_token} "
                                    "beyond the placeholder itself; cannot tell what one image becomes")
             inputs = {k: v for k, v in encoded.items() if k not in TEXT_INPUTS and isinstance(v, torch.Tensor)}
-            self._expansions[digest] = ImageExpansion(tuple(processed[len(before) : end]), inputs)
-        return self._expansions[digest]
+            self._expansions[picture.digest] = ImageExpansion(tuple(processed[len(before) : end]), inputs)
+        return self._expansions[picture.digest]
 
     def positions(self) -> int:
         """Tokens one placeholder becomes, from the first picture seen (what batch sizing counts)."""
@@ -184,7 +160,7 @@ class ImagePlaceholders:
                                 f"differently from mu-eval's expansion of its {self.image_token} placeholders")
         if kind in self._mismatched:
             raise mismatch
-        pictures = [stored_input(self.digest(image)) for image in images]
+        pictures = [self.picture(image).value for image in images]
         processed = self.processor(text=text, images=pictures, return_tensors="pt")["input_ids"][0].tolist()
         expansions = [self.expansion(image) for image in images]
         decides = self.prepare(text, space=True) != text
@@ -227,29 +203,6 @@ def stop_token_ids(model: Any, processor: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
-def processor_settings(extra: dict[str, str]) -> dict[str, Any]:
-    """`--model-args processor.KEY=VALUE` as keyword arguments for the processor's `from_pretrained` (e.g.
-    `processor.do_image_splitting=false`, which MLLMU-Bench's Idefics2 scripts set); true/false and numbers
-    are converted, anything else stays a string."""
-    settings: dict[str, Any] = {}
-    for key, text in extra.items():
-        if not key.startswith("processor."):
-            continue
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            value: Any = lowered == "true"
-        else:
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    value = text
-        settings[key.removeprefix("processor.")] = value
-    return settings
-
-
 def model_class(source: str, kwargs: dict[str, Any]) -> Any:
     """The class the checkpoint's config names (what it was saved from) when transformers has it, else
     AutoModelForImageTextToText, which picks the generating class of the config's model type."""
@@ -261,6 +214,16 @@ def model_class(source: str, kwargs: dict[str, Any]) -> Any:
         if named is not None and hasattr(named, "from_pretrained"):
             return named
     return transformers.AutoModelForImageTextToText
+
+
+@dataclass
+class VisionLanguageModelArgs(ModelArgs):
+    """The vision-language backend's `--model-args`: the Hugging Face ones, and `processor.KEY=VALUE` for the
+    processor's `from_pretrained` (e.g. `processor.do_image_splitting=false`, which MLLMU-Bench's Idefics2
+    scripts set); booleans and numbers are converted, anything else stays a string."""
+
+    processor: dict[str, Any] = option(default_factory=dict, prefix="processor.",
+                                       help="keyword arguments of the processor's from_pretrained")
 
 
 class VisionLanguageBackend(TorchModelBackend):
@@ -290,11 +253,11 @@ class VisionLanguageBackend(TorchModelBackend):
                         **options: Any) -> VisionLanguageBackend:
         from transformers import AutoProcessor
 
-        args = ModelArgs.parse(model_args or {})
+        args = VisionLanguageModelArgs.parse(model_args, cls.name)
         device = device or default_device()
         _, source = checkpoint_source(model)
         kwargs = args.loader_kwargs()
-        settings = processor_settings(args.extra)
+        settings = {key: untyped_value(value) for key, value in args.processor.items()}
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs, **settings)
             torch_model = model_class(source, kwargs).from_pretrained(
@@ -319,10 +282,11 @@ class VisionLanguageBackend(TorchModelBackend):
         if self._placeholders is None:
             self._placeholders = ImagePlaceholders(self.tokenizer)
         placeholders = self._placeholders
+        placeholders.inputs = self.inputs  # the run's store, which the harness may swap between runs
         try:
             placeholders.check(request.prompt, request.images)
         except BackendError:  # text rules not reproduced (only batch sizing depends on them): ask the processor
-            pictures = [stored_input(d) for d in request.images]
+            pictures = [self.stored(d) for d in request.images]
             return len(self.tokenizer(text=request.prompt, images=pictures)["input_ids"][0])
         text = len(self.text_tokenizer(placeholders.prepare(request.prompt))["input_ids"])
         return text + len(request.images) * (placeholders.positions() - 1)
@@ -334,10 +298,17 @@ class VisionLanguageBackend(TorchModelBackend):
             return len(self.text_tokenizer(request.prompt)["input_ids"]) + request.max_new_tokens
         raise TypeError(f"the vision-language backend cannot answer {request!r}")
 
-    def answer(self, kind: str, requests: list[Any]) -> list[Any]:
-        if kind in (VisualGenerate.kind, "generate"):
-            return self.generate_batch(requests)
-        raise BackendError(f"the vision-language backend answers visual_generate and generate requests, not {kind!r}")
+    def stored(self, digest: str) -> Any:
+        try:
+            return self.inputs.get(digest)
+        except InputError as error:
+            raise BackendError(str(error)) from None
+
+    def generate(self, requests: list[Generate]) -> list[GenerateResult]:
+        return self.generate_batch(list(requests))
+
+    def visual_generate(self, requests: list[VisualGenerate]) -> list[GenerateResult]:
+        return self.generate_batch(list(requests))
 
     @torch.no_grad()
     def generate_batch(self, requests: list[VisualGenerate | Generate]) -> list[GenerateResult]:
@@ -346,7 +317,7 @@ class VisionLanguageBackend(TorchModelBackend):
         Greedy decoding makes a row's first k tokens independent of how many more are generated, so rows
         with different limits can share a batch. A row ends at its first stop id (`stop_token_ids`).
         """
-        images = [stored_input(d) for r in requests if isinstance(r, VisualGenerate) for d in r.images]
+        images = [self.stored(d) for r in requests if isinstance(r, VisualGenerate) for d in r.images]
         prompts = [r.prompt for r in requests]
         encoded = self.tokenizer(text=prompts, images=images or None, padding=True, return_tensors="pt")
         encoded = {k: v.to(self.device) for k, v in encoded.items()}

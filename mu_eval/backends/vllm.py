@@ -12,7 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mu_eval.backends.base import PLAIN_PROMPT, Backend, BackendError, checkpoint_source
+from mu_eval.backend import PLAIN_PROMPT, Backend, BackendError
+from mu_eval.backends.base import checkpoint_source
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
@@ -83,7 +84,7 @@ class VLLMBackend(Backend):
             from vllm import LLM
         except ImportError:
             raise BackendError("the vllm backend needs vLLM: pip install 'mu-eval[vllm]' (CUDA only)") from None
-        args = ModelArgs.parse(model_args or {})
+        args = ModelArgs.parse(model_args, cls.name)
         if args.peft:
             raise BackendError("the vllm backend does not load peft adapters; merge the adapter or use --backend hf")
         path, source = checkpoint_source(model)

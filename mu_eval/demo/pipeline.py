@@ -113,7 +113,7 @@ def benchmark_texts(people: int, seed: int) -> list[str]:
 
 def prompt_formatter(model: Any, tokenizer: Any) -> Callable[[str], str]:
     """The backend's own prompt format, so training sees exactly the prompts the evaluation asks."""
-    from mu_eval.api import make_backend
+    from mu_eval.evaluation import make_backend
 
     backend = make_backend((model, tokenizer))
     try:

@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mu_eval.backends.vision_language import visual_generate_request
 from mu_eval.data import DataError, DatasetSpec
 from mu_eval.metrics.rouge import rouge_f1_all
-from mu_eval.requests import GenerateResult
+from mu_eval.options import option
+from mu_eval.requests import GenerateResult, visual_generate_request
 from mu_eval.task import MetricValue, Task, TaskContext, TaskResult, UnlearningData
-from mu_eval.tasks.mu_bench.options import option
 
 from . import prompts
 from .chat import FORMATS, prompt_style
@@ -54,6 +54,20 @@ def task_datasets(ratio: int) -> tuple[DatasetSpec, ...]:
     return evaluation + (baseline_spec(f"forget_{ratio}"), baseline_spec(f"retain_{100 - ratio}"))
 
 
+@dataclass
+class MllmuOptions:
+    """The options of the MLLMU-Bench tasks (`--task-args`)."""
+
+    forget: int = option(5, choices=FORGET_RATIOS, help="forget split: 5, 10 or 15 (percent of the profiles)")
+    mc_shots: int = option(1, minimum=0, help="solved multiple-choice examples before each question")
+    cloze_shots: int = option(2, minimum=0, help="solved cloze examples before each question")
+    max_new_tokens: int = option(50, minimum=1, help="tokens generated per answer")
+    train_data: str = option("baseline", choices=TRAIN_SOURCES, help="where unlearning examples come from")
+    prompt_format: str = option("llava", choices=FORMATS, help="evaluation prompts: llava or chat")
+    train_format: str | None = option(None, choices=FORMATS, help="the unlearning examples' text (default: "
+                                                                  "prompt_format)")
+
+
 class MLLMUBench(Task):
     """Options: forget (5, 10 or 15; default 5), mc_shots (1), cloze_shots (2), max_new_tokens (50),
     train_data (baseline or benchmark: where unlearning examples come from; see `unlearning.py`),
@@ -64,22 +78,18 @@ class MLLMUBench(Task):
     description = "MLLMU-Bench: multiple choice, cloze and generation on forget/test/retain/celebrity sets"
     datasets = task_datasets(5)
 
+    Options: ClassVar[type | None] = MllmuOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.forget = option(options, "forget", int, 5)
-        if self.forget not in FORGET_RATIOS:
-            raise DataError(f"mllmu_bench option forget={self.forget}: expected one of {FORGET_RATIOS}")
-        self.mc_shots = option(options, "mc_shots", int, 1)
-        self.cloze_shots = option(options, "cloze_shots", int, 2)
-        self.max_new_tokens = option(options, "max_new_tokens", int, 50)
-        self.train_data = option(options, "train_data", str, "baseline")
-        if self.train_data not in TRAIN_SOURCES:
-            raise DataError(f"mllmu_bench option train_data={self.train_data}: expected one of {TRAIN_SOURCES}")
-        self.prompt_format = option(options, "prompt_format", str, "llava")
-        self.train_format = option(options, "train_format", str, self.prompt_format)
-        for name, value in (("prompt_format", self.prompt_format), ("train_format", self.train_format)):
-            if value not in FORMATS:
-                raise DataError(f"mllmu_bench option {name}={value}: expected one of {FORMATS}")
+        settings = self.settings
+        self.forget = settings.forget
+        self.mc_shots = settings.mc_shots
+        self.cloze_shots = settings.cloze_shots
+        self.max_new_tokens = settings.max_new_tokens
+        self.train_data = settings.train_data
+        self.prompt_format = settings.prompt_format
+        self.train_format = settings.train_format or settings.prompt_format
 
     def unlearning_data(self, ctx: TaskContext) -> UnlearningData:
         """Forget and retain image+text examples, one per question-answer pair of each profile (all of them:
@@ -124,17 +134,18 @@ class MLLMUBench(Task):
         for set_name in SETS:
             for row, picture in ctx.limited(sets[set_name]):
                 skip_shots = set_name == "retain" and row["ID"] in shot_ids
-                for entry, request in self.profile_requests(row, picture, shots, skip_shots):
+                for entry, request in self.profile_requests(ctx, row, picture, shots, skip_shots):
                     self.plan.append(dict(entry, set=set_name, id=row["ID"]))
                     requests.append(request)
         return requests
 
-    def profile_requests(self, row: dict, picture: Any, shots: list, skip_shots: bool) -> list[tuple[dict, Any]]:
+    def profile_requests(self, ctx: TaskContext, row: dict, picture: Any, shots: list,
+                         skip_shots: bool) -> list[tuple[dict, Any]]:
         out = []
         tokens, style = self.max_new_tokens, self.style
 
         def request(prompt: str, pictures: list) -> Any:
-            return visual_generate_request(prompt, pictures, tokens, image_token=style.image_token)
+            return visual_generate_request(ctx.inputs, prompt, pictures, tokens, image_token=style.image_token)
 
         if not skip_shots:
             classification = nested(row, "Classification_Task")

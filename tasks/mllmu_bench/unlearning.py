@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mu_eval.backends.classification import register_input
 from mu_eval.data import DataError, DatasetSpec
+from mu_eval.inputs import prepare_input
 from mu_eval.task import ImageTextExample
 
 from . import prompts
@@ -73,7 +73,7 @@ def training_examples(rows: Iterable[dict[str, Any]], style: Any = None) -> list
         pairs = qa_pairs(row)
         if not pairs:
             continue
-        picture, _ = register_input("image", row["image"])
+        picture = prepare_input("image", row["image"])
         for question, answer in pairs:
             prompt, text = style.training(question, answer)
             examples.append(ImageTextExample(prompt, text, (picture,)))

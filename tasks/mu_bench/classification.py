@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mu_eval.backends.classification import RANDOM_INIT, Classify, ClassifyResult, classify_request
 from mu_eval.data import DatasetSpec
-from mu_eval.methods.classifier.data import ClassifierExample, ClassifierUnlearningData
+from mu_eval.options import option
+from mu_eval.requests import RANDOM_INIT, Classify, ClassifyResult, classify_request
 from mu_eval.task import MetricValue, Task, TaskContext, TaskResult
+from mu_eval.task_data import ClassifierExample, ClassifierUnlearningData
 
 from . import metrics
 from .catalog import CATALOG, ClassificationDataset
 from .deletion import load_forget_indices
-from .options import option
+from .options import DeletionOptions
 
 SETS = ("test", "forget", "retain")
+
+
+@dataclass
+class ClassificationOptions(DeletionOptions):
+    """The options of the MU-Bench classification tasks (`--task-args`)."""
+
+    orig_test_acc: float | None = option(None, minimum=0.0, maximum=1.0,
+                                         help="the original model's D_test accuracy (else read from --reference)")
+    zrf: bool = option(True, help="compute ZRF against a randomly initialised model")
+    zrf_seed: int = option(0, help="seed of the randomly initialised model")
+    kg_draws: int = option(metrics.KNOWLEDGE_GAP_DRAWS, minimum=1, help="draws of the knowledge-gap estimate")
+    ood: bool = option(False, help="IMDB: also the out-of-distribution (rotten_tomatoes) accuracy")
+    tsv_dir: str | None = option(None, help="DDI: folder of MU-Bench's raw train.tsv / test.tsv")
 
 
 class MUBenchClassification(Task):
@@ -38,16 +53,18 @@ class MUBenchClassification(Task):
     """
 
     dataset: ClassificationDataset
+    Options: ClassVar[type | None] = ClassificationOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.ratio = option(options, "ratio", float, 10.0)
-        self.retain_eval_size = option(options, "retain_eval_size", int, None)
-        self.orig_test_acc = option(options, "orig_test_acc", float, None)
-        self.use_zrf = option(options, "zrf", bool, True)
-        self.zrf_seed = option(options, "zrf_seed", int, 0)
-        self.kg_draws = option(options, "kg_draws", int, metrics.KNOWLEDGE_GAP_DRAWS)
-        self.use_ood = option(options, "ood", bool, False)
+        settings = self.settings
+        self.ratio = settings.ratio
+        self.retain_eval_size = settings.retain_eval_size
+        self.orig_test_acc = settings.orig_test_acc
+        self.use_zrf = settings.zrf
+        self.zrf_seed = settings.zrf_seed
+        self.kg_draws = settings.kg_draws
+        self.use_ood = settings.ood
         self._rows: dict[str, list[dict]] | None = None
         self.forget_source = ""
 
@@ -55,7 +72,7 @@ class MUBenchClassification(Task):
     def rows(self, ctx: TaskContext) -> dict[str, list[dict]]:
         """Train and test rows, loaded once per run (unlearning and evaluation both need them)."""
         if self._rows is None:
-            tsv_dir = ctx.options.get("tsv_dir")
+            tsv_dir = self.settings.tsv_dir
             if tsv_dir and self.dataset.tsv_columns:
                 read = lambda split: self.dataset.read_tsv(str(tsv_dir), split)  # noqa: E731
             else:
@@ -70,7 +87,8 @@ class MUBenchClassification(Task):
         """Row indices of each set: test rows of the test split; forget and retain rows of the train split."""
         rows = self.rows(ctx)
         train_size = len(rows["train"])
-        forget, self.forget_source = load_forget_indices(self.dataset.key, self.ratio, ctx.options, train_size)
+        forget, self.forget_source = load_forget_indices(self.dataset.key, self.ratio, self.option_values(),
+                                                         train_size)
         chosen = set(forget)
         retain = [i for i in range(train_size) if i not in chosen]
         indices = {"test": list(range(len(rows["test"]))), "forget": forget, "retain": retain}
@@ -116,7 +134,7 @@ class MUBenchClassification(Task):
             for index in self.indices[name]:
                 raw, label = self.example(split[index])
                 labels.append(label)
-                requests.append(classify_request(self.dataset.modality, raw))
+                requests.append(classify_request(ctx.inputs, self.dataset.modality, raw))
             self.labels[name] = labels
             self.layout.append((name, len(labels)))
         if self.use_zrf:
@@ -164,7 +182,7 @@ class MUBenchClassification(Task):
     def _check_classes(self, answers: list[ClassifyResult]) -> None:
         for answer in answers[:1]:
             if len(answer.logits) != self.dataset.num_classes:
-                from mu_eval.backends.base import BackendError
+                from mu_eval.backend import BackendError
 
                 raise BackendError(f"task {self.name} has {self.dataset.num_classes} classes but the model "
                                    f"outputs {len(answer.logits)} logits")

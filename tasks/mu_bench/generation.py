@@ -12,18 +12,20 @@ causal LM by `--backend hf`; `prompt` sets the input template.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mu_eval.data import DatasetSpec
 from mu_eval.metrics.rouge import rouge_scores
+from mu_eval.options import option
 from mu_eval.requests import Generate, GenerateResult
 from mu_eval.task import MetricValue, Task, TaskContext, TaskResult, TextExample, UnlearningData
 
 from .deletion import load_forget_indices
-from .options import option
+from .options import DeletionOptions
 
 SETS = ("test", "forget", "retain")
 
@@ -52,6 +54,14 @@ def rouge_pair(gold: str, prediction: str) -> tuple[float, float]:
     return scores["rougeL"].fmeasure, scores["rougeLsum"].fmeasure
 
 
+@dataclass
+class GenerationOptions(DeletionOptions):
+    """The options of the MU-Bench generation tasks (`--task-args`)."""
+
+    max_new_tokens: int = option(128, minimum=1, help="tokens generated per answer")
+    prompt: str | None = option(None, help="str.format template over the row's fields (default: the task's)")
+
+
 class MUBenchGeneration(Task):
     """A generative MU-Bench task. Options: ratio, df_file / df_dir, retain_eval_size (default |D_f|, a
     seeded sample), max_new_tokens (default 128), prompt (a str.format template over the row's fields)."""
@@ -62,12 +72,15 @@ class MUBenchGeneration(Task):
     target_fields: tuple[str, ...] = ()
     default_prompt: str = ""
 
+    Options: ClassVar[type | None] = GenerationOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.ratio = option(options, "ratio", float, 10.0)
-        self.retain_eval_size = option(options, "retain_eval_size", int, None)
-        self.max_new_tokens = option(options, "max_new_tokens", int, 128)
-        self.prompt = option(options, "prompt", str, self.default_prompt)
+        settings = self.settings
+        self.ratio = settings.ratio
+        self.retain_eval_size = settings.retain_eval_size
+        self.max_new_tokens = settings.max_new_tokens
+        self.prompt = settings.prompt if settings.prompt is not None else self.default_prompt
         self._rows: dict[str, list[dict]] | None = None
         self.forget_source = ""
 
@@ -91,7 +104,7 @@ class MUBenchGeneration(Task):
 
     def split_indices(self, ctx: TaskContext) -> dict[str, list[int]]:
         rows = self.rows(ctx)
-        forget, self.forget_source = load_forget_indices(self.key, self.ratio, ctx.options, len(rows["train"]))
+        forget, self.forget_source = load_forget_indices(self.key, self.ratio, self.option_values(), len(rows["train"]))
         chosen = set(forget)
         retain = [i for i in range(len(rows["train"])) if i not in chosen]
         return {"test": list(range(len(rows["test"]))), "forget": forget, "retain": retain}

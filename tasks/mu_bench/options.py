@@ -1,29 +1,17 @@
-"""Task options from `--task-args` (strings) or Python (values), converted and checked in one place."""
+"""The options of the MU-Bench tasks (`--task-args`), shared by the classification and generation tasks."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from mu_eval.data import DataError
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off")
+from mu_eval.options import option
 
 
-def option(options: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    """`options[name]` as `kind` (int, float, bool or str), `default` when absent or 'none'."""
-    value = options.get(name, default)
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        return default
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.strip().lower() in TRUE:
-                    return True
-                if value.strip().lower() in FALSE:
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise DataError(f"task option {name}={value!r}: expected {kind.__name__}") from None
+@dataclass
+class DeletionOptions:
+    """Which training rows form the forget set, and how much of the retain set is evaluated."""
+
+    ratio: float = option(10.0, minimum=0.0, maximum=100.0, help="deletion ratio in percent (MU-Bench: 1 to 10)")
+    df_file: str | None = option(None, help="the deletion-set index file (default: found under df_dir or the data dir)")
+    df_dir: str | None = option(None, help="folder of MU-Bench's deletion-set files (mubench/df)")
+    retain_eval_size: int | None = option(None, minimum=1, help="evaluate a seeded sample of this many retain rows")

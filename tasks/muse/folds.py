@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mu_eval.data import DataError, DatasetSpec
+from mu_eval.task import TaskOptionError
 
 from . import data
 
@@ -23,9 +24,9 @@ def parse_fold_config(value: Any, corpus: str) -> str | None:
         return None
     config = str(value).strip().lower()
     if config not in data.FOLD_CONFIGS:
-        raise ValueError(f"MUSE forget_folds={value!r}: expected one of {', '.join(data.FOLD_CONFIGS)}")
+        raise TaskOptionError(f"MUSE forget_folds={value!r}: expected one of {', '.join(data.FOLD_CONFIGS)}")
     if corpus not in data.FOLD_CORPORA:
-        raise ValueError(f"MUSE forget_folds={config}: the {corpus} corpus has no scal/sust forget sets "
+        raise TaskOptionError(f"MUSE forget_folds={config}: the {corpus} corpus has no scal/sust forget sets "
                          f"(only {', '.join(data.FOLD_CORPORA)} has)")
     return config
 

@@ -7,12 +7,14 @@ Min-40% on every token after BOS, and PrivLeak on this project's AUC orientation
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mu_eval.metrics.mia import auc, min_k_score, privleak
 from mu_eval.metrics.rouge import rougeL_f1
+from mu_eval.options import option
 from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult
-from mu_eval.task import MetricValue, Task, TaskContext, TaskResult, TextExample, UnlearningData
+from mu_eval.task import MetricValue, Task, TaskContext, TaskOptionError, TaskResult, TextExample, UnlearningData
 
 from . import data
 from .folds import load_folds, parse_fold_config
@@ -22,25 +24,16 @@ PARTS: tuple[str, ...] = ("verbmem", "knowmem", "privleak")
 FORGET_KEY, HOLDOUT_KEY = "privleak_forget_mink40", "privleak_holdout_mink40"
 
 
-def parse_parts(value: Any) -> tuple[str, ...]:
-    """`parts` option: a list, or names joined by "+" (commas separate `--task-args` pairs)."""
-    names = value if isinstance(value, list | tuple) else str(value).replace(",", "+").split("+")
-    names = tuple(n.strip() for n in names if n.strip())
-    unknown = [n for n in names if n not in PARTS]
-    if unknown or not names:
-        raise ValueError(f"MUSE parts {unknown or names!r}: expected some of {'+'.join(PARTS)}")
-    return names
+@dataclass
+class MuseOptions:
+    """The options of the MUSE tasks (`--task-args`)."""
 
-
-def parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected a boolean, got {value!r}")
+    parts: list[str] = option(default_factory=lambda: list(PARTS), choices=PARTS,
+                              help="which probes to run, joined by '+'")
+    published_reference: bool = option(True, help="without a --reference report, PrivLeak compares with MUSE's "
+                                                   "published retrained-model AUC")
+    forget_folds: str | None = option(None, choices=data.FOLD_CONFIGS,
+                                      help="scal or sust: the forget sets a --protocol run unlearns (News only)")
 
 
 def mean_metric(values: list[float], higher_is_better: bool | None, variant: str) -> MetricValue:
@@ -60,11 +53,15 @@ class MuseTask(Task):
 
     corpus: str = ""
 
+    Options: ClassVar[type | None] = MuseOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.parts = parse_parts(options.get("parts", "+".join(PARTS)))
-        self.use_published = parse_bool(options.get("published_reference", True))
-        self.fold_config = parse_fold_config(options.get("forget_folds"), self.corpus)
+        if not self.settings.parts:
+            raise TaskOptionError(f"task {self.name!r} option parts: name at least one of {'+'.join(PARTS)}")
+        self.parts = tuple(dict.fromkeys(self.settings.parts))
+        self.use_published = self.settings.published_reference
+        self.fold_config = parse_fold_config(self.settings.forget_folds, self.corpus)
         if self.fold_config is not None:
             self.datasets = (*type(self).datasets, *data.fold_specs(self.corpus, self.fold_config))
         self.layout: list[tuple[str, int]] = []

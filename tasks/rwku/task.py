@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mu_eval.data import DataError
+from mu_eval.options import option
 from mu_eval.requests import Request, Result
-from mu_eval.task import MetricValue, Task, TaskContext, TaskResult, UnlearningData
+from mu_eval.task import MetricValue, Task, TaskContext, TaskOptionError, TaskResult, UnlearningData
 
 from . import parts, scoring, training
 from .data import DEFAULT_NUM_TARGETS, SPECS, by_subject, names_only, select_targets, targets_from_file
@@ -62,13 +64,18 @@ def parse_parts(value: Any) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"RWKU option icu: expected a boolean, got {value!r}")
-    return text in ("1", "true", "yes", "on")
+@dataclass
+class RwkuOptions:
+    """The options of the RWKU tasks (`--task-args`)."""
+
+    targets: str | list[str] | None = option(
+        None, help="names, 1-based indices or ranges (3-7) joined by '|'; default: the first num_targets")
+    num_targets: int = option(DEFAULT_NUM_TARGETS, minimum=1, help="the first N targets when targets is not given")
+    targets_file: str | None = option(None, help="target order from a JSON list or all_intro.json")
+    parts: str = option("+".join(PARTS), help="parts joined by '+'; 'utility' stands for its five sets")
+    icu: bool = option(False, help="prepend RWKU's in-context-unlearning instruction")
+    train_corpus: str = option("positive", choices=training.CORPORA, help="the corpus methods train on")
+    corpus_model: str = option("llama3", choices=training.CORPUS_MODELS, help="the model that wrote the corpus")
 
 
 class RwkuTask(Task):
@@ -82,17 +89,21 @@ class RwkuTask(Task):
     description = "RWKU per target: forget FB/QA/AA (+ 9 attack types), neighbour, MIA, utility; mean over targets"
     datasets = tuple(SPECS.values())
 
+    Options: ClassVar[type | None] = RwkuOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.parts = parse_parts(options.get("parts", "+".join(PARTS)))
-        self.selection = options.get("targets")
-        self.num_targets = int(options.get("num_targets", DEFAULT_NUM_TARGETS))
-        self.targets_file = options.get("targets_file")
-        self.icu = _bool(options.get("icu", False))
-        self.train_corpus = training.parse_choice("train_corpus", options.get("train_corpus", "positive"),
-                                                  training.CORPORA)
-        self.corpus_model = training.parse_choice("corpus_model", options.get("corpus_model", "llama3"),
-                                                  training.CORPUS_MODELS)
+        settings = self.settings
+        try:
+            self.parts = parse_parts(settings.parts)
+        except ValueError as error:
+            raise TaskOptionError(f"task {self.name!r}: {error}") from None
+        self.selection = settings.targets
+        self.num_targets = settings.num_targets
+        self.targets_file = settings.targets_file
+        self.icu = settings.icu
+        self.train_corpus = settings.train_corpus
+        self.corpus_model = settings.corpus_model
         self.plan: list[tuple[str, parts.Piece]] = []
         self.targets: list[str] = []
 

@@ -9,7 +9,6 @@ passage variant of GA on `train_original_passage`. `<model>` is the model that g
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from mu_eval.data import DataError, DatasetSpec
 from mu_eval.task import TextExample
@@ -28,14 +27,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "pair": ("subject", "prompt", "response"),
     "refusal": ("subject", "instruction", "output"),
 }
-
-
-def parse_choice(option: str, value: Any, allowed: Sequence[str]) -> str:
-    """One of `allowed` (case-insensitive), so a typo stops the run before a model is loaded."""
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise ValueError(f"RWKU option {option}={value!r}: expected one of {', '.join(allowed)}")
-    return text
 
 
 def corpus_spec(corpus: str, model: str) -> DatasetSpec:

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
+from mu_eval.options import option
 from mu_eval.task import TaskContext
+from mu_eval.task_data import ForgetFact
 from mu_eval.tasks.synthetic_profiles.generator import DEFAULT_PEOPLE
 from mu_eval.tasks.tofu.sources import SyntheticSource, TofuSource
-from mu_eval.tasks.tofu.task import TofuTask, optional_int
+from mu_eval.tasks.tofu.task import TofuOptions, TofuTask
 
 
-def seed_option(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"task option data_seed must be an integer, got {value!r}") from None
+@dataclass
+class SyntheticOptions(TofuOptions):
+    """TOFU's options, plus which synthetic benchmark to generate."""
+
+    people: int = option(DEFAULT_PEOPLE, minimum=1, help="synthetic people (20 questions each)")
+    data_seed: int = option(0, help="seed of the generator: the same people and seed give the same data")
 
 
 class SyntheticProfilesTask(TofuTask):
     """TOFU metrics on generated fictitious profiles. Options as TOFU, plus `people` (60) and `data_seed` (0):
     the same pair always gives the same data, so a reference report is comparable only with the same pair."""
 
-    extra_options = ("people", "data_seed")
+    Options: ClassVar[type | None] = SyntheticOptions
 
-    def forget_facts(self, ctx: TaskContext) -> list:
+    def forget_facts(self, ctx: TaskContext) -> list[ForgetFact]:
         """Forget facts with their bare values as answers, for the reasoning and ununlearning attacks."""
         return self._facts(ctx, "forget_train")
 
-    def retain_facts(self, ctx: TaskContext) -> list:
+    def retain_facts(self, ctx: TaskContext) -> list[ForgetFact]:
         return self._facts(ctx, "retain_train")
 
-    def _facts(self, ctx: TaskContext, role: str) -> list:
-        from mu_eval.attacks.protocol import ForgetFact
-
+    def _facts(self, ctx: TaskContext, role: str) -> list[ForgetFact]:
         return [ForgetFact(question=row["question"], answer=row["short_answer"], fact=row["answer"])
                 for row in self.source.rows(ctx, role, self.split) if row.get("short_answer")]
 
     def make_source(self) -> TofuSource:
-        people = optional_int(self.options.get("people"), "people") or DEFAULT_PEOPLE
-        return SyntheticSource(people, seed_option(self.options.get("data_seed", 0)))
+        return SyntheticSource(self.settings.people, self.settings.data_seed)

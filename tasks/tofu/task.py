@@ -7,12 +7,12 @@ from those answers (see `results.py`), none runs its own sweep.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from mu_eval.options import option
 from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult
-from mu_eval.task import Task, TaskContext, TaskResult, TextExample, UnlearningData
+from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult, TextExample, UnlearningData
 from mu_eval.tasks.tofu import metrics as M
 from mu_eval.tasks.tofu import results as R
 from mu_eval.tasks.tofu.sources import EVAL_SETS, HubSource, TofuSource, check_split
@@ -20,20 +20,17 @@ from mu_eval.tasks.tofu.sources import EVAL_SETS, HubSource, TofuSource, check_s
 MAX_NEW_TOKENS = 200
 BASE_FIELD = {"forget": "paraphrased_answer", "retain": "paraphrased_answer",
               "real_authors": "answer", "world_facts": "answer"}
-OPTIONS = ("ds_size", "prompt_template", "max_new_tokens")
 
 
-def optional_int(value: Any, name: str) -> int | None:
-    """Task options arrive as strings from the command line; "", "none" and None mean unset."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "all")):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"task option {name} must be an integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"task option {name} must be positive, got {number}")
-    return number
+@dataclass
+class TofuOptions:
+    """The options of the TOFU tasks (`--task-args`)."""
+
+    ds_size: int | None = option(None, minimum=1, help="first N rows of each set (legacy; 300 in the original code)")
+    prompt_template: str | None = option(
+        None, help="format string with {question} used instead of the model's chat template, e.g. "
+                   "'[INST] {question} [/INST]' for the legacy Llama-2 runs; a literal backslash-n is a newline")
+    max_new_tokens: int = option(MAX_NEW_TOKENS, minimum=1, help="tokens generated per answer")
 
 
 def score_at(results: list[Result], position: int) -> ScoreResult:
@@ -85,7 +82,7 @@ class TofuTask(Task):
     """
 
     split = "forget10"
-    extra_options: tuple[str, ...] = ()
+    Options: ClassVar[type | None] = TofuOptions
     #: What attacks (relearning, quantization, weight recovery) track: the metrics of the forget set.
     forget_metrics: tuple[str, ...] = (
         "forget_prob", "forget_rougeL_recall", "forget_truth_ratio", "forget_extraction_strength",
@@ -95,16 +92,12 @@ class TofuTask(Task):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         check_split(self.split)
-        unknown = sorted(set(options) - set(OPTIONS) - set(self.extra_options))
-        if unknown:
-            known = ", ".join((*OPTIONS, *self.extra_options))
-            warnings.warn(f"{self.name}: ignoring unknown task options {unknown} (known: {known})", stacklevel=2)
-        self.ds_size = optional_int(options.get("ds_size"), "ds_size")
-        self.max_new_tokens = optional_int(options.get("max_new_tokens"), "max_new_tokens") or MAX_NEW_TOKENS
-        template = options.get("prompt_template")
-        if template is not None and "{question}" not in str(template):
-            raise ValueError(f"task option prompt_template must contain '{{question}}', got {template!r}")
-        self.template = str(template).replace("\\n", "\n") if template is not None else None
+        self.ds_size = self.settings.ds_size
+        self.max_new_tokens = self.settings.max_new_tokens
+        template = self.settings.prompt_template
+        if template is not None and "{question}" not in template:
+            raise TaskOptionError(f"task option prompt_template must contain '{{question}}', got {template!r}")
+        self.template = template.replace("\\n", "\n") if template is not None else None
         self.source = self.make_source()
         self.datasets = self.source.datasets(self.split)
 

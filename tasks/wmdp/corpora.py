@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mu_eval.data import DataError, DatasetSpec
+from mu_eval.options import option
 from mu_eval.task import TaskContext, TextExample, UnlearningData
 
 CORPORA_ID = "cais/wmdp-corpora"
@@ -54,34 +55,23 @@ class CorpusChoice:
     min_len: int
 
 
-def parse_corpora(value: Any, option: str) -> tuple[str, ...]:
-    """Corpus names joined by "+" or "|" (or a list); "none" or "" for none. Repeats are dropped."""
-    if isinstance(value, list | tuple):
-        names = [str(v).strip() for v in value]
-    else:
-        text = str(value).strip()
-        names = [] if text.lower() in ("", "none") else [n.strip() for n in text.replace("|", "+").split("+")]
-    names = [n for n in names if n]
-    unknown = [n for n in names if n not in CORPUS_SPECS]
-    if unknown:
-        raise ValueError(f"{option}: unknown corpus {unknown[0]!r}; choose from {', '.join(CORPUS_SPECS)} "
-                         "(joined by '+'), or none")
-    return tuple(dict.fromkeys(names))
+@dataclass
+class CorpusOptions:
+    """The WMDP tasks' options for unlearning (`--task-args`)."""
+
+    forget_corpora: list[str] | None = option(None, choices=tuple(CORPUS_SPECS),
+                                              help="forget corpora joined by '+', or none (default: RMU's for the "
+                                                   "task's topics)")
+    retain_corpora: list[str] | None = option(default_factory=lambda: list(DEFAULT_RETAIN), choices=tuple(CORPUS_SPECS),
+                                       help="retain corpora joined by '+', or none")
+    corpus_min_len: int = option(DEFAULT_MIN_LEN, minimum=0, help="keep texts longer than this many characters")
 
 
-def parse_min_len(value: Any) -> int:
-    if isinstance(value, bool) or not str(value).strip().isdigit():
-        raise ValueError(f"corpus_min_len must be a whole number of characters >= 0, got {value!r}")
-    return int(value)
-
-
-def corpus_choice(options: Mapping[str, Any], default_forget: Sequence[str]) -> CorpusChoice:
-    """The task options `forget_corpora`, `retain_corpora` and `corpus_min_len`, checked, with RMU's defaults."""
-    return CorpusChoice(
-        forget=parse_corpora(options.get("forget_corpora", tuple(default_forget)), "forget_corpora"),
-        retain=parse_corpora(options.get("retain_corpora", DEFAULT_RETAIN), "retain_corpora"),
-        min_len=parse_min_len(options.get("corpus_min_len", DEFAULT_MIN_LEN)),
-    )
+def corpus_choice(settings: CorpusOptions, default_forget: Sequence[str], given: Mapping[str, Any]) -> CorpusChoice:
+    """The corpora a task trains on: the options as given (`none` for no corpus), else RMU's defaults."""
+    forget = tuple(default_forget) if "forget_corpora" not in given else tuple(settings.forget_corpora or ())
+    return CorpusChoice(forget=tuple(dict.fromkeys(forget)), retain=tuple(dict.fromkeys(settings.retain_corpora or ())),
+                        min_len=settings.corpus_min_len)
 
 
 def load_corpus(ctx: TaskContext, name: str, min_len: int) -> list[str]:

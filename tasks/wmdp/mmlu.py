@@ -9,11 +9,13 @@ authors' four categories (mmlu_categories.py) that the run includes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mu_eval.data import DataError, DatasetSpec
+from mu_eval.options import option
 from mu_eval.requests import Request, Result
-from mu_eval.task import MetricValue, Task, TaskContext, TaskResult
+from mu_eval.task import MetricValue, Task, TaskContext, TaskOptionError, TaskResult
 
 from . import multiple_choice as mc
 from .mmlu_categories import GROUP_NAMES, group_of
@@ -27,17 +29,21 @@ def mmlu_spec(config: str, split: str) -> DatasetSpec:
     return DatasetSpec(HF_ID, config, split, required_fields=FIELDS)
 
 
-def parse_subjects(value: Any) -> tuple[str, ...] | None:
-    """None for "all"; otherwise subject names joined by "+" or "|" (or a list)."""
-    if isinstance(value, list | tuple):
-        names = [str(v) for v in value]
-    else:
-        if str(value).strip() == "all":
-            return None
-        names = str(value).replace("|", "+").split("+")
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
-        raise ValueError("MMLU subjects: expected 'all' or subject names joined by '+'")
+@dataclass
+class MmluOptions:
+    """The options of the MMLU tasks (`--task-args`)."""
+
+    subjects: list[str] = option(default_factory=lambda: ["all"], help="'all' or subject names joined by '+'")
+    num_fewshot: int | None = option(None, minimum=0, maximum=MAX_SHOTS,
+                                     help=f"solved examples from the dev split, 0..{MAX_SHOTS} (default: the task's)")
+
+
+def parse_subjects(names: list[str]) -> tuple[str, ...] | None:
+    """None for "all"; otherwise the subject names."""
+    if names == ["all"]:
+        return None
+    if not names or "all" in names:
+        raise TaskOptionError("MMLU subjects: expected 'all' or subject names joined by '+'")
     return tuple(names)
 
 
@@ -60,12 +66,13 @@ class MmluTask(Task):
     datasets = (mmlu_spec("all", "test"), mmlu_spec("all", "dev"))
     default_fewshot = 0
 
+    Options: ClassVar[type | None] = MmluOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.subjects = parse_subjects(options.get("subjects", "all"))
-        self.num_fewshot = int(options.get("num_fewshot", self.default_fewshot))
-        if not 0 <= self.num_fewshot <= MAX_SHOTS:
-            raise ValueError(f"MMLU num_fewshot must be 0..{MAX_SHOTS}, got {self.num_fewshot}")
+        self.subjects = parse_subjects(self.settings.subjects)
+        fewshot = self.settings.num_fewshot
+        self.num_fewshot = self.default_fewshot if fewshot is None else fewshot
         self.counts: dict[str, int] = {}
         self.golds: list[int] = []
 

@@ -9,14 +9,14 @@ RMU's forget corpus of the topic (both, pooled, for `wmdp`) and WikiText as reta
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from mu_eval.data import DatasetSpec
 from mu_eval.requests import Request, Result
 from mu_eval.task import MetricValue, Task, TaskContext, TaskResult, UnlearningData
 
 from . import multiple_choice as mc
-from .corpora import corpus_choice, unlearning_corpora
+from .corpora import CorpusOptions, corpus_choice, unlearning_corpora
 
 HF_ID = "cais/wmdp"
 #: task name -> (hub config, topic named in the description)
@@ -47,9 +47,11 @@ class WmdpTask(Task):
     #: RMU's forget corpora for this task's topics (WMDP publishes none for chemistry)
     forget_corpora: tuple[str, ...] = ()
 
+    Options: ClassVar[type | None] = CorpusOptions
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.corpora = corpus_choice(options, self.forget_corpora)
+        self.corpora = corpus_choice(self.settings, self.forget_corpora, options)
         self.counts: dict[str, int] = {}
         self.golds: list[int] = []
 

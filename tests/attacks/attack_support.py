@@ -13,7 +13,7 @@ from pathlib import Path
 from support import FACTS
 
 import mu_eval
-from mu_eval.backends.base import PLAIN_PROMPT
+from mu_eval.backend import PLAIN_PROMPT
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import TrainConfig, fine_tune
 
@@ -93,7 +93,7 @@ def train_on(model, tokenizer, train_examples, steps: int, lr: float = 3e-3, bat
 
 # -- a "probe" model that behaves like an unlearned model which still uses knowledge given in context ------
 def probe_facts():
-    from mu_eval.attacks.protocol import ForgetFact
+    from mu_eval.task_data import ForgetFact
 
     forget = [
         ForgetFact("What is the capital of France?", "Paris", "Paris is the capital of France.",

@@ -14,9 +14,9 @@ from attack_support import AttackQATask, plain_prompt
 from support import FACTS
 
 import mu_eval
+from mu_eval import attack_inputs
 from mu_eval.attack import Attack, AttackContext
-from mu_eval.attacks import protocol
-from mu_eval.backends.base import PLAIN_PROMPT
+from mu_eval.backend import PLAIN_PROMPT
 from mu_eval.cli import main
 from mu_eval.report.schema import validate_report
 from mu_eval.task import TaskContext, TextExample, UnlearningData
@@ -44,12 +44,12 @@ class DrawingAttack(Attack):
         tasks = {}
         for task_name, task in ctx.tasks.items():
             task_ctx = ctx.contexts[task_name]
-            membership = protocol.membership_set(task, task_ctx).value
-            data = protocol.unlearning_data(task, task_ctx)
+            membership = attack_inputs.membership_set(task, task_ctx).value
+            data = attack_inputs.unlearning_data(task, task_ctx)
             answers = ctx.answer(membership.members + membership.nonmembers)
             tasks[task_name] = {
-                "forget_questions": [f.question for f in protocol.forget_facts(task, task_ctx).value],
-                "retain_questions": [f.question for f in protocol.retain_facts(task, task_ctx).value],
+                "forget_questions": [f.question for f in attack_inputs.forget_facts(task, task_ctx).value],
+                "retain_questions": [f.question for f in attack_inputs.retain_facts(task, task_ctx).value],
                 "members": [r.context for r in membership.members],
                 "nonmembers": [r.context for r in membership.nonmembers],
                 "answers": len(answers),
@@ -77,16 +77,16 @@ def questions(facts) -> list[str]:
 def test_protocol_cuts_every_list_to_the_first_n():
     task = limit_task()
     limited, full = context(LIMIT), context(None)
-    membership = protocol.membership_set(task, limited).value
+    membership = attack_inputs.membership_set(task, limited).value
     assert [r.context for r in membership.members] == [plain_prompt(q) for q in questions(FORGET[:LIMIT])]
     assert [r.context for r in membership.nonmembers] == [plain_prompt(q) for q in questions(HOLDOUT[:LIMIT])]
-    assert [f.question for f in protocol.forget_facts(task, limited).value] == questions(FORGET[:LIMIT])
-    assert [f.question for f in protocol.retain_facts(task, limited).value] == questions(RETAIN[:LIMIT])
-    data = protocol.unlearning_data(task, limited)
+    assert [f.question for f in attack_inputs.forget_facts(task, limited).value] == questions(FORGET[:LIMIT])
+    assert [f.question for f in attack_inputs.retain_facts(task, limited).value] == questions(RETAIN[:LIMIT])
+    data = attack_inputs.unlearning_data(task, limited)
     assert [len(data.forget), len(data.retain), len(data.holdout)] == [LIMIT] * 3
     # without a limit every item; and the task's own unlearning data (what methods train on) is never cut
-    assert len(protocol.membership_set(task, full).value.members) == len(FORGET)
-    assert len(protocol.forget_facts(task, full).value) == len(FORGET)
+    assert len(attack_inputs.membership_set(task, full).value.members) == len(FORGET)
+    assert len(attack_inputs.forget_facts(task, full).value) == len(FORGET)
     assert len(task.unlearning_data(limited).forget) == len(FORGET)
 
 
@@ -99,12 +99,12 @@ def test_limit_counts_facts_after_documents_are_skipped_and_keeps_zlib_texts_ali
         def membership_requests(self, ctx):
             members = [mu_eval.Score(ctx.chat(q), a) for q, a in FORGET]
             nonmembers = [mu_eval.Score(ctx.chat(q), a) for q, a in HOLDOUT]
-            return protocol.MembershipSet(members, nonmembers, member_texts=[a for _, a in FORGET],
+            return attack_inputs.MembershipSet(members, nonmembers, member_texts=[a for _, a in FORGET],
                                           nonmember_texts=[a for _, a in HOLDOUT])
 
     task, ctx = Mixed(), context(LIMIT)
-    assert [f.question for f in protocol.forget_facts(task, ctx).value] == questions(FORGET[:LIMIT])
-    membership = protocol.membership_set(task, ctx).value
+    assert [f.question for f in attack_inputs.forget_facts(task, ctx).value] == questions(FORGET[:LIMIT])
+    membership = attack_inputs.membership_set(task, ctx).value
     assert len(membership.members) == len(membership.nonmembers) == LIMIT
     assert membership.texts() == ([a for _, a in FORGET[:LIMIT]], [a for _, a in HOLDOUT[:LIMIT]])
 

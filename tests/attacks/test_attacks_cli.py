@@ -32,7 +32,7 @@ def test_cli_rejects_unknown_attack_options(registered_tasks, trained_checkpoint
                  "--attack-args", "bogus=1", "--device", "cpu", "--quiet"])
     error = capsys.readouterr().err
     assert code == 2
-    assert "attack 'mia': unknown option 'bogus'; known options: " in error and "Traceback" not in error
+    assert "attack 'mia' has no option 'bogus'; valid options: " in error and "Traceback" not in error
 
 
 def test_cli_reports_a_missing_requirement_in_one_line(registered_tasks, trained_checkpoint, capsys):

@@ -110,7 +110,7 @@ def test_a_static_cache_generates_the_same_tokens(tiny_checkpoint):
 
 
 def test_an_unknown_generation_cache_is_a_backend_error(tiny_checkpoint):
-    from mu_eval.backends.base import BackendError
+    from mu_eval.backend import BackendError
 
     with pytest.raises(BackendError, match="generation_cache"):
         HFBackend.from_pretrained(str(tiny_checkpoint), {"generation_cache": "paged"}, device="cpu")

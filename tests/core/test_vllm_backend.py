@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mu_eval.backends.base import BackendError
+from mu_eval.backend import BackendError
 from mu_eval.backends.vllm import VLLMBackend, generation_settings, score_from_prompt_logprobs
 from mu_eval.cli import main
 from mu_eval.requests import Generate

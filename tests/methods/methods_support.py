@@ -12,7 +12,7 @@ import torch
 from support import FACTS
 
 import mu_eval
-from mu_eval.backends.base import PLAIN_PROMPT
+from mu_eval.backend import PLAIN_PROMPT
 from mu_eval.backends.hf_encoding import encode_score
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import TrainConfig, collate, encode_examples, fine_tune, token_logprobs

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mu_eval.methods.classifier.data import ClassifierExample
+from mu_eval.method import MethodError
 from mu_eval.plugins import get_registry
 from mu_eval.task import TextExample, UnlearningData
-from mu_eval.unlearning import MethodError, check_data_kind
+from mu_eval.task_data import ClassifierExample
+from mu_eval.unlearning import check_data_kind
 
 
 def test_llm_method_rejects_classifier_examples_and_vice_versa():

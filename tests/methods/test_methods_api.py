@@ -10,8 +10,8 @@ from methods_support import FORGET, RETAIN, FactsUnlearningTask, forget_retain
 from support import QATask
 
 import mu_eval
+from mu_eval.method import MethodError, MethodOptionError
 from mu_eval.plugins import get_registry
-from mu_eval.unlearning import MethodError, MethodOptionError
 
 NPO_ARGS = {"steps": "20", "lr": "1e-3", "batch_size": "3", "grad_accum_steps": "1", "warmup_ratio": "0"}
 
@@ -114,7 +114,7 @@ def test_method_training_bar_shows_unless_quiet(trained, capsys):
 
 @pytest.mark.parametrize(
     ("method_args", "expected"),
-    [("steps=many", "option steps='many': expected int"), ("colour=red", "valid options:")],
+    [("steps=many", "option steps='many': expected an integer"), ("colour=red", "valid options:")],
 )
 def test_cli_rejects_bad_method_args_in_one_line(trained_checkpoint, capsys, method_args, expected):
     from mu_eval.cli import main

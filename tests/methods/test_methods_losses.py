@@ -110,7 +110,7 @@ def test_rmu_first_loss_and_only_chosen_projections_move(trained):
 
 
 def test_rmu_rejects_a_layer_the_model_does_not_have(trained):
-    from mu_eval.unlearning import MethodError
+    from mu_eval.method import MethodError
 
     model, tokenizer = trained
     with pytest.raises(MethodError, match="does not exist"):

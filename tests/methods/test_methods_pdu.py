@@ -9,8 +9,9 @@ import math
 import pytest
 from methods_support import FORGET, RETAIN, answer_tokens, split
 
+from mu_eval.method import MethodOptionError
 from mu_eval.methods.pdu import PDU
-from mu_eval.unlearning import MethodOptionError, validate_method
+from mu_eval.unlearning import validate_method
 
 #: Every batch holds the whole forget set (3) and the whole retain set (7).
 WHOLE = {"batch_size": len(RETAIN), "grad_accum_steps": 1, "warmup_ratio": 0.0}

@@ -61,4 +61,5 @@ def test_installed_plugin_rejects_unknown_options(installed, trained_checkpoint)
         "--method", "example_bounded_ascent", "--method-args", "ceil=3",
     )
     assert result.returncode == 2
+    assert "no option 'ceil' (did you mean 'ceiling'?)" in result.stderr
     assert "valid options: steps, lr, batch_size, ceiling, seed" in result.stderr

@@ -9,11 +9,11 @@ import pytest
 from methods_support import ALTERNATES, FORGET, answer_tokens, split
 
 import mu_eval
+from mu_eval.method import MethodError
 from mu_eval.methods.dpo import AlternateDPO, IdkDPO
 from mu_eval.methods.refusals import REFUSALS
 from mu_eval.methods.rejection import RejectionTuning
 from mu_eval.task import TextExample, UnlearningData
-from mu_eval.unlearning import MethodError
 
 ONE_STEP = {"steps": 1, "batch_size": len(FORGET), "grad_accum_steps": 1, "warmup_ratio": 0.0, "lr": 1e-3}
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from methods_support import FORGET, answer_tokens, split
 
+from mu_eval.method import MethodError, MethodOptionError
 from mu_eval.methods.gradient import GradAscent
 from mu_eval.methods.npo import NPO
-from mu_eval.unlearning import MethodError, MethodOptionError
 
 ONE_STEP = {"steps": 1, "batch_size": len(FORGET), "grad_accum_steps": 1, "warmup_ratio": 0.0, "lr": 1e-3}
 

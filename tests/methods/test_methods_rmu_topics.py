@@ -7,6 +7,7 @@ import pytest
 import torch
 from methods_support import FORGET, RETAIN
 
+from mu_eval.method import MethodOptionError
 from mu_eval.methods.rmu import RMU
 from mu_eval.methods.rmu_topics import (
     TopicStep,
@@ -18,7 +19,6 @@ from mu_eval.methods.rmu_topics import (
 )
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import encode_examples
-from mu_eval.unlearning import MethodOptionError
 
 TWO_A_STEP = {"steps": 1, "batch_size": 2, "grad_accum_steps": 1, "warmup_ratio": 0.0, "lr": 1e-3}
 

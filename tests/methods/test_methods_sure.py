@@ -9,8 +9,8 @@ import torch
 from methods_support import FORGET, split
 
 from mu_eval.backends.hf_encoding import encode_score
+from mu_eval.method import MethodOptionError
 from mu_eval.methods.sure import SURE
-from mu_eval.unlearning import MethodOptionError
 
 FAST = {"batch_size": len(FORGET), "grad_accum_steps": 1, "warmup_ratio": 0.0, "lr": 1e-3}
 

@@ -13,12 +13,13 @@ import torch
 
 import mu_eval
 from mu_eval import training
-from mu_eval.backends.classification import stored_input
-from mu_eval.backends.vision_language import VisionLanguageBackend, VisualGenerate, visual_generate_request
+from mu_eval.backends.vision_language import VisionLanguageBackend
 from mu_eval.cli import main
 from mu_eval.data import DataError, load_rows
+from mu_eval.inputs import InputStore
 from mu_eval.plugins import get_registry
-from mu_eval.task import ImageTextExample, TaskContext
+from mu_eval.requests import VisualGenerate, visual_generate_request
+from mu_eval.task import ImageTextExample, TaskContext, TaskOptionError
 from mu_eval.tasks.mllmu_bench import prompts
 
 FORGET = (0, 1)  # forget_5's profiles in mllmu_helpers
@@ -120,7 +121,9 @@ def test_processor_model_args_reach_the_processor_and_the_cache_key(idefics2_che
     assert split.identity()["processor_args"] == {"do_image_splitting": True}
     assert "processor_args" not in plain.identity()
     picture = Image.new("RGB", (32, 32), (200, 40, 90))
-    request = visual_generate_request("USER: <image>\nWho is this?\nASSISTANT:", [picture], 6)
+    store = InputStore()
+    request = visual_generate_request(store, "USER: <image>\nWho is this?\nASSISTANT:", [picture], 6)
+    plain.inputs = split.inputs = store
     lengths = {}
     for name, backend in (("plain", plain), ("split", split)):
         ids = backend.tokenizer(text=request.prompt, images=[picture])["input_ids"][0]
@@ -133,11 +136,12 @@ def test_processor_model_args_reach_the_processor_and_the_cache_key(idefics2_che
 def test_request_length_counts_the_processors_image_tokens(idefics2, mllmu_data, prompt_format):
     model, processor = idefics2
     backend = VisionLanguageBackend.from_model(model, processor)
-    _, _, requests = built(mllmu_data, prompt_format, backend.chat_formatter())
+    _, ctx, requests = built(mllmu_data, prompt_format, backend.chat_formatter())
+    backend.inputs = ctx.inputs
     with_images = [r for r in requests if isinstance(r, VisualGenerate) and r.images]
     assert with_images and any(len(r.images) == 3 for r in with_images)  # two cloze shots and the question
     for request in requests:
-        pictures = [stored_input(d) for d in request.images]
+        pictures = [ctx.inputs.get(d) for d in request.images]
         processed = processor(text=request.prompt, images=pictures or None)["input_ids"][0]
         assert backend.request_length(request) == len(processed) + request.max_new_tokens, request.prompt
     # <fake_token_around_image>, the perceiver's 4 latents, <fake_token_around_image>
@@ -313,5 +317,5 @@ def test_prompt_formats(idefics2, mllmu_data):
 
     with pytest.raises(DataError, match="chat template"):
         built(mllmu_data, "chat", str)
-    with pytest.raises(DataError, match="prompt_format"):
+    with pytest.raises(TaskOptionError, match="prompt_format='qwen': expected one of llava, chat"):
         get_registry().task("mllmu_bench", prompt_format="qwen")

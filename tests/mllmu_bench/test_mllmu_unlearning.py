@@ -14,12 +14,12 @@ import torch
 
 import mu_eval
 from mu_eval import training
-from mu_eval.backends.classification import stored_input
+from mu_eval.api import unlearn
 from mu_eval.cli import main
 from mu_eval.data import DataError, load_rows
+from mu_eval.method import MethodError
 from mu_eval.plugins import get_registry
-from mu_eval.task import ImageTextExample, TaskContext, TextExample
-from mu_eval.unlearning import MethodError, unlearn
+from mu_eval.task import ImageTextExample, TaskContext, TaskOptionError, TextExample
 
 FORGET, RETAIN = (0, 1), (2, 3, 4, 5)  # profiles of forget_5 and retain_95 in mllmu_helpers
 STEPS = {"lr": 1e-3, "batch_size": 2, "grad_accum_steps": 1, "warmup_ratio": 0.0}
@@ -81,14 +81,14 @@ def test_task_supplies_the_released_training_pairs(data, mllmu_data, tmp_path):
         assert [(e.prompt, e.answer) for e in examples] == [(p, a) for _, p, a in expected]
         assert all(isinstance(e, ImageTextExample) and len(e.images) == 1 for e in examples)
         for example, (profile, _, _) in zip(examples, expected):
-            assert np.array_equal(np.asarray(stored_input(example.images[0])), np.asarray(h.picture(profile)))
+            assert np.array_equal(np.asarray(example.images[0].value), np.asarray(h.picture(profile)))
     assert len(data.forget) == 4 and len(data.retain) == 8  # p1's pair without an answer is left out
 
     benchmark = unlearning_data(mllmu_data, train_data="benchmark")  # the rows' own question/answer
     assert [(e.prompt, e.answer) for e in benchmark.forget] == [
         ("USER: <image>\nTell me about this person.\nASSISTANT:", f" {h.NAMES[i]} was born in {h.CITIES[i]}.")
         for i in FORGET]
-    with pytest.raises(DataError, match="train_data"):
+    with pytest.raises(TaskOptionError, match="train_data='full': expected one of baseline, benchmark"):
         get_registry().task("mllmu_bench", train_data="full")
     with pytest.raises(DataError, match="huggingface-cli download MLLMMU/baseline_train_split"):
         unlearning_data(tmp_path)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mu_eval.backends.classification import ClassifierBackend
+from mu_eval.method import MethodError
 from mu_eval.methods.classifier.data import collate
 from mu_eval.plugins import get_registry
 from mu_eval.task import TaskContext, TextExample, UnlearningData
-from mu_eval.unlearning import MethodError
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import types
+from dataclasses import dataclass
 from typing import Any
 
 from support import FACTS
@@ -16,10 +17,16 @@ FORGET_COUNT = 5
 ASCENT = {"steps": "2", "lr": "1e-2", "batch_size": "8", "grad_accum_steps": "1", "warmup_ratio": "0"}
 
 
+@dataclass
+class ProtocolFactsOptions:
+    forget_slice: str = mu_eval.option(f"0:{FORGET_COUNT}", help="a:b, the forget facts trained on")
+
+
 class ProtocolFactsTask(mu_eval.Task):
     """Per-fact probability of the answer; forget = facts 0..4 (or `forget_slice=a:b` of them), retain = the rest."""
 
     name = "protocol_facts"
+    Options = ProtocolFactsOptions
 
     def build_requests(self, ctx: mu_eval.TaskContext) -> list[mu_eval.Score]:
         return [mu_eval.Score(ctx.chat(q), a, append_eos=True) for q, a in FACTS]
@@ -39,7 +46,7 @@ class ProtocolFactsTask(mu_eval.Task):
         )
 
     def unlearning_data(self, ctx: mu_eval.TaskContext) -> UnlearningData:
-        begin, end = (int(x) for x in str(self.options.get("forget_slice", f"0:{FORGET_COUNT}")).split(":"))
+        begin, end = (int(x) for x in self.settings.forget_slice.split(":"))
         return UnlearningData(
             forget=[TextExample(ctx.chat(q), a) for q, a in FACTS[:FORGET_COUNT][begin:end]],
             retain=[TextExample(ctx.chat(q), a) for q, a in FACTS[FORGET_COUNT:]],

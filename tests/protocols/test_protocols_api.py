@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import mu_eval
 import mu_eval.api
-from mu_eval.backends.base import PLAIN_PROMPT
+from mu_eval.backend import PLAIN_PROMPT
 from mu_eval.protocols import ProtocolError
 from mu_eval.report import ReportError, validate_report
 from mu_eval.run_options import RunOptions
@@ -121,7 +121,7 @@ def test_cached_answers_belong_to_each_steps_weights(tiny_checkpoint, tmp_path, 
         ({"protocol": "zigzag"}, "unknown protocol 'zigzag'"),
         ({"protocol": "sequential", "method": None}, "needs an unlearning method"),
         ({"protocol": "growing", "protocol_options": {"fold": 2}}, "valid options: folds, baseline"),
-        ({"protocol": "growing", "protocol_options": {"folds": "0"}}, "folds='0': expected a positive integer"),
+        ({"protocol": "growing", "protocol_options": {"folds": "0"}}, "folds=0: must be at least 1"),
         ({"protocol": "growing", "attacks": ["loss_mia"]}, "attacks do not run under a protocol"),
     ],
 )
@@ -133,7 +133,7 @@ def test_bad_protocol_requests_fail_before_the_model_loads(kwargs, message, tmp_
 
 def test_bad_task_options_fail_before_the_model_loads(tmp_path):
     """The path does not exist: loading first would raise BackendError, not the task's own error."""
-    with pytest.raises(TaskOptionError, match="max_new_tokens must be an integer"):
+    with pytest.raises(TaskOptionError, match="max_new_tokens='many': expected an integer"):
         mu_eval.evaluate(str(tmp_path / "no-model-here"), ["synthetic_forget10"], method="grad_ascent",
                          task_options={"synthetic_forget10": {"max_new_tokens": "many"}}, protocol="growing",
                          progress=False)

@@ -58,7 +58,8 @@ def test_progress_bar_counts_the_steps(tiny_checkpoint, capsys):
     [
         (["--protocol", "sequential"], "--protocol needs --method"),
         (["--method", "grad_ascent", "--protocol", "zigzag"], "unknown protocol 'zigzag'"),
-        (["--method", "grad_ascent", "--protocol", "growing", "--protocol-args", "folds=none"], "positive integer"),
+        (["--method", "grad_ascent", "--protocol", "growing", "--protocol-args", "folds=0"], "must be at least 1"),
+        (["--method", "grad_ascent", "--protocol", "growing", "--protocol-args", "fold=2"], "did you mean 'folds'"),
         (["--method", "grad_ascent", "--protocol-args", "folds=2"], "--protocol-args needs --protocol"),
     ],
 )

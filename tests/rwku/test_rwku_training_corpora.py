@@ -12,8 +12,8 @@ import pytest
 from rwku_support import CORPUS_MODELS
 
 import mu_eval
-from mu_eval.api import instantiate_tasks
 from mu_eval.data import DataError, load_rows
+from mu_eval.evaluation import instantiate_tasks
 from mu_eval.task import TaskContext, TaskOptionError, TextExample
 from mu_eval.tasks.rwku.task import RwkuBatchTask, RwkuTask
 

@@ -127,7 +127,7 @@ def test_written_files_are_json_lines_named_like_tofu_configs(tmp_path):
 def test_forget_facts_carry_the_bare_value_for_the_generation_attacks(benchmark):
     """The reasoning and ununlearning attacks count a leak when a generation names the value; the task
     hands them the value, not the full sentence."""
-    from mu_eval.attacks.protocol import forget_facts, retain_facts
+    from mu_eval.attack_inputs import forget_facts, retain_facts
     from mu_eval.task import TaskContext
 
     task = get_registry().task("synthetic_forget10", people=PEOPLE, data_seed=7)

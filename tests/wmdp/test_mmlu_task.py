@@ -6,7 +6,8 @@ import pytest
 from wmdp_support import make_rows
 
 import mu_eval
-from mu_eval.tasks.wmdp.mmlu import MmluTask, mmlu_context, parse_subjects
+from mu_eval.task import TaskOptionError
+from mu_eval.tasks.wmdp.mmlu import MmluTask, mmlu_context
 
 
 def read_samples(folder, task):
@@ -35,11 +36,14 @@ def test_five_shot_context_written_out_by_hand(mmlu_dir):
 
 
 def test_options_are_checked():
-    assert parse_subjects("all") is None
-    assert parse_subjects("anatomy+virology") == ("anatomy", "virology")
-    assert parse_subjects(["anatomy"]) == ("anatomy",)
-    with pytest.raises(ValueError, match="num_fewshot must be 0..5"):
+    assert MmluTask().subjects is None and MmluTask(subjects="all").subjects is None
+    assert MmluTask(subjects="anatomy+virology").subjects == ("anatomy", "virology")
+    assert MmluTask(subjects=["anatomy"]).subjects == ("anatomy",)
+    assert MmluTask().num_fewshot == 0 and MmluTask(num_fewshot="3").num_fewshot == 3
+    with pytest.raises(TaskOptionError, match="num_fewshot=6: must be at most 5"):
         MmluTask(num_fewshot=6)
+    with pytest.raises(TaskOptionError, match="subjects"):
+        MmluTask(subjects="all+anatomy")
 
 
 @pytest.mark.parametrize(("task", "options", "shots"), [("mmlu", {}, 0), ("mmlu_5shot", {}, 5),

@@ -63,9 +63,9 @@ def test_options_choose_corpora_and_the_length_filter(corpora_dir):
                                                                           CYBER_FORGET[3]["text"]]
     assert [e.answer for e in data.retain] == texts(CYBER_RETAIN, 20) + texts(BIO_RETAIN, 20)
     assert WmdpCyber(retain_corpora="none").unlearning_data(context(corpora_dir)).retain == []
-    with pytest.raises(ValueError, match="unknown corpus 'cyber'"):
+    with pytest.raises(ValueError, match="forget_corpora='cyber': expected one of"):
         WmdpCyber(forget_corpora="cyber")
-    with pytest.raises(ValueError, match="corpus_min_len"):
+    with pytest.raises(ValueError, match="corpus_min_len=-1: must be at least 0"):
         WmdpCyber(corpus_min_len="-1")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import mu_eval
-from mu_eval.unlearning import ConfiguredMethod
+from mu_eval.method import ConfiguredMethod
 
 FACTS = [
     ("What is the capital of Norway?", "Oslo is the capital of Norway."),

@@ -1,20 +1,12 @@
-"""What attacks need from a task, and the defaults derived from `Task.unlearning_data`.
+"""What attacks draw from tasks: membership sets, facts and forget metrics, from the task's own hooks
+(`Task.membership_requests`, `forget_facts`, `retain_facts`, `forget_metrics`) or derived from
+`Task.unlearning_data` when the task has none.
 
-A task opts in by implementing any of these (duck-typed, so the core `Task` class stays unchanged):
-
-- `forget_metrics: tuple[str, ...]`: names of metrics in its `TaskResult.metrics` that measure how much of
-  the forget set the model still knows (relearning, quantization and recovered-weight attacks track them).
-  Default: every metric of the task.
-- `membership_requests(ctx) -> MembershipSet`: member (trained, e.g. forget) and non-member (never trained,
-  e.g. holdout) `Score` requests for membership inference. Default: forget vs holdout examples of
-  `unlearning_data(ctx)`, scored as `Score(example.prompt, example.answer, append_eos=True)` (documents,
-  i.e. examples with an empty prompt, without EOS).
-- `forget_facts(ctx) -> list[ForgetFact]` and `retain_facts(ctx) -> list[ForgetFact]`: question, short
-  answer, a statement of the fact and related facts, for the in-context and reasoning attacks. Default:
-  one fact per forget (retain) example, the question recovered from the chat-formatted prompt, the whole
-  answer as the gold string, and no related facts (examples with an empty prompt, documents, are skipped).
-
-Any of them may raise NotImplementedError to fall back to the default.
+Derived defaults: members and non-members are the forget and holdout examples, scored as
+`Score(example.prompt, example.answer, append_eos=True)` (documents, i.e. examples with an empty prompt,
+without EOS); facts are one per forget (retain) question, the question recovered from the chat-formatted
+prompt and the whole answer as the gold string (documents are skipped); forget metrics are every metric of
+the task when it declares none.
 
 `--limit N` (`TaskContext.limit`) applies here, to whatever the task or the default returns: every list an
 attack draws through these helpers is cut to its first N items, in the task's order, as the task's own
@@ -31,52 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mu_eval.requests import Score
-from mu_eval.task import Task, TaskContext, TaskResult, TextExample, UnlearningData
+from mu_eval.task import Task, TaskContext, TaskResult
+from mu_eval.task_data import ForgetFact, MembershipSet, TextExample, UnlearningData
 
 MARKER = "\x00MU-EVAL-QUESTION\x00"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ForgetFact:
-    """One fact for the generation attacks.
-
-    `question` is the raw question (not chat-formatted: attacks format it themselves, with context in
-    front); `answer` is the short gold string whose normalised form must appear in a generation for it to
-    count as recalled; `fact` states the fact in one sentence (default: question and answer); `related`
-    are building blocks the fact can be derived from without stating it; `aliases` are other accepted
-    answers.
-    """
-
-    question: str
-    answer: str
-    fact: str = ""
-    related: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
-
-    def statement(self) -> str:
-        return self.fact or f"{self.question} {self.answer}"
-
-    def answers(self) -> tuple[str, ...]:
-        return (self.answer, *self.aliases)
-
-
-@dataclass
-class MembershipSet:
-    """Member and non-member Score requests; `*_texts` (for Zlib) default to the scored continuations."""
-
-    members: list[Score]
-    nonmembers: list[Score]
-    member_texts: list[str] | None = None
-    nonmember_texts: list[str] | None = None
-    description: str = ""
-
-    def texts(self) -> tuple[list[str], list[str]]:
-        members = self.member_texts if self.member_texts is not None else [r.continuation for r in self.members]
-        nonmembers = (
-            self.nonmember_texts if self.nonmember_texts is not None else [r.continuation for r in self.nonmembers]
-        )
-        return list(members), list(nonmembers)
 
 
 @dataclass
@@ -87,13 +38,6 @@ class Support:
     reason: str | None = None
     derived: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def _call(task: Task, method: str, ctx: TaskContext) -> Any:
-    function = getattr(task, method, None)
-    if function is None:
-        raise NotImplementedError
-    return function(ctx)
 
 
 def limited(items: Sequence[T], ctx: TaskContext) -> list[T]:
@@ -144,7 +88,7 @@ def _limited_membership(membership: MembershipSet | None, ctx: TaskContext) -> M
 
 def membership_set(task: Task, ctx: TaskContext) -> Support:
     try:
-        return Support(_limited_membership(_call(task, "membership_requests", ctx), ctx))
+        return Support(_limited_membership(task.membership_requests(ctx), ctx))
     except NotImplementedError:
         pass
     data = unlearning_data(task, ctx)
@@ -186,8 +130,9 @@ def facts_from_examples(examples: list[TextExample], chat: Callable[[str], str])
 def _facts(task: Task, ctx: TaskContext, method: str, split: str) -> Support:
     """The task's facts, or one per question of its examples; cut to `ctx.limit` after documents are
     skipped, so a limit of N gives N facts whenever the task has that many."""
+    hook = task.forget_facts if method == "forget_facts" else task.retain_facts
     try:
-        return Support(limited(_call(task, method, ctx), ctx))
+        return Support(limited(hook(ctx), ctx))
     except NotImplementedError:
         pass
     data = _full_unlearning_data(task, ctx)
@@ -212,7 +157,7 @@ def retain_facts(task: Task, ctx: TaskContext) -> Support:
 
 def forget_metric_names(task: Task, result: TaskResult) -> tuple[list[str], bool]:
     """The task's declared forget metrics present in `result`, or all its metrics (declared=False)."""
-    declared = [name for name in getattr(task, "forget_metrics", ()) or () if name in result.metrics]
+    declared = [name for name in task.forget_metrics if name in result.metrics]
     if declared:
         return declared, True
     return list(result.metrics), False

@@ -1,9 +1,14 @@
-"""Raw classifier inputs per modality: normalising dataset values, hashing them, and batching them.
+"""Raw model inputs other than text (pictures, audio, video, image pairs): normalised, hashed, stored per run.
 
 Datasets store the same input in several shapes (a PIL image or undecoded `{"bytes", "path"}`; audio as
 `{"array", "sampling_rate"}`, WAV bytes or a path; video as a list of frames or one array). Every shape is
-normalised once, so that one input has one content hash (the request key) whatever file it came from, and
-so that the processor sees one form.
+normalised once, so that one input has one content hash whatever file it came from, and so that the
+processor sees one form.
+
+Requests must be small hashable values, so a `Classify` or `VisualGenerate` request names its inputs by
+content hash; the run's `InputStore` (which tasks fill through `TaskContext.inputs` and backends read
+through `Backend.inputs`) holds the normalised inputs under those hashes. The answer cache is thus keyed by
+an input's content, never by a row number that another data file could give another meaning.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import io
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,83 +137,45 @@ def content_hash(modality: str, value: Any) -> str:
     return digest.hexdigest()
 
 
-# -- batching ------------------------------------------------------------------------------------------------
-def sample_frames(frames: Sequence[np.ndarray], count: int | None) -> list[np.ndarray]:
-    """`count` frames evenly spaced over the clip (all of them when `count` is None or the clip is that long)."""
-    if not count or len(frames) == count:
-        return list(frames)
-    positions = np.linspace(0, len(frames) - 1, num=count).round().astype(int)
-    return [frames[i] for i in positions]
+@dataclass(frozen=True)
+class StoredInput:
+    """A normalised input with its content hash; equal (and hashed) by modality and hash alone."""
+
+    modality: str
+    digest: str
+    value: Any = field(compare=False, hash=False, repr=False)
 
 
-def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return samples
-    from math import gcd
+def prepare_input(modality: str, raw: Any) -> StoredInput:
+    """Normalise and hash one raw dataset value (or pass a `StoredInput` through)."""
+    if isinstance(raw, StoredInput):
+        if raw.modality != modality:
+            raise InputError(f"a {raw.modality} input where a {modality} input is expected")
+        return raw
+    normalised = normalise(modality, raw)
+    return StoredInput(modality, content_hash(modality, normalised), normalised)
 
-    from scipy.signal import resample_poly
 
-    factor = gcd(rate, target)
-    return resample_poly(samples, target // factor, rate // factor).astype(np.float32)
+class InputStore:
+    """The normalised inputs of one run, by content hash: what tasks register and backends read back."""
 
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
 
-class ModalityProcessor:
-    """Turns a list of normalised inputs of one modality into the model's keyword tensors.
+    def register(self, modality: str, raw: Any) -> StoredInput:
+        stored = prepare_input(modality, raw)
+        self._values.setdefault(stored.digest, stored.value)
+        return stored
 
-    Wraps the Hugging Face processor (tokenizer, image processor, feature extractor or ViLT processor);
-    this is what the classifier backend exposes as its `tokenizer`, and what unlearning methods receive.
-    """
+    def get(self, digest: str) -> Any:
+        try:
+            return self._values[digest]
+        except KeyError:
+            raise InputError(f"input {digest[:12]} is not in this run's input store (requests that name inputs "
+                             "must be built with the run's store: TaskContext.inputs)") from None
 
-    def __init__(self, processor: Any, modality: str, max_length: int = 128, num_frames: int | None = None) -> None:
-        if modality not in MODALITIES:
-            raise InputError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
-        self.processor = processor
-        self.modality = modality
-        self.max_length = max_length
-        self.num_frames = num_frames
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._values
 
-    @property
-    def tokenizer(self) -> Any:
-        return getattr(self.processor, "tokenizer", self.processor)
-
-    def save_pretrained(self, path: str | Path) -> None:
-        self.processor.save_pretrained(path)
-
-    def text_length(self, text: str) -> int:
-        return min(len(self.tokenizer(text)["input_ids"]), self.max_length)
-
-    def __call__(self, inputs: Sequence[Any]) -> dict[str, Any]:
-        """Keyword tensors for a batch of normalised inputs (padding marked by attention/pixel masks)."""
-        if self.modality == "text":
-            return dict(self.tokenizer(list(inputs), padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt"))
-        if self.modality == "image":
-            return {"pixel_values": self.processor(list(inputs), return_tensors="pt")["pixel_values"]}
-        if self.modality == "video":
-            clips = [sample_frames(frames, self.num_frames) for frames in inputs]
-            return {"pixel_values": self.processor(clips, return_tensors="pt")["pixel_values"]}
-        if self.modality == "audio":
-            target = int(getattr(self.processor, "sampling_rate", 16000))
-            arrays = [resample(samples, rate, target) for samples, rate in inputs]
-            encoded = self.processor(arrays, sampling_rate=target, padding=True, return_attention_mask=True,
-                                     return_tensors="pt")
-            return {k: v for k, v in encoded.items() if k in ("input_values", "input_features", "attention_mask")}
-        return self._image_text(inputs)
-
-    def _image_text(self, inputs: Sequence[Any]) -> dict[str, Any]:
-        """NLVR2 for ViLT: both images of every pair through one image-processor call (common padding)."""
-        import torch
-
-        image_processor = getattr(self.processor, "image_processor", None)
-        if image_processor is None:
-            raise InputError("an image+text classifier needs a processor with an image_processor and a tokenizer")
-        count = len(inputs)
-        images = [pair[0] for pair in inputs] + [pair[1] for pair in inputs]
-        pixels = image_processor(images, return_tensors="pt")
-        text = self.tokenizer([pair[2] for pair in inputs], padding=True, truncation=True,
-                              max_length=self.max_length, return_tensors="pt")
-        batch = dict(text)
-        batch["pixel_values"] = torch.stack([pixels["pixel_values"][:count], pixels["pixel_values"][count:]], 1)
-        if "pixel_mask" in pixels:
-            batch["pixel_mask"] = torch.stack([pixels["pixel_mask"][:count], pixels["pixel_mask"][count:]], 1)
-        return batch
+    def __len__(self) -> int:
+        return len(self._values)

@@ -7,15 +7,18 @@ import sys
 from typing import Any
 
 from mu_eval.attack import AttackError
-from mu_eval.backends.base import BackendError
+from mu_eval.backend import BackendError
 from mu_eval.data import DataError
+from mu_eval.inputs import InputError
+from mu_eval.method import MethodError
+from mu_eval.options import OptionError, option_names, route_options
+from mu_eval.plugins import get_registry
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
-from mu_eval.protocols import ProtocolError, validate_protocol
+from mu_eval.protocols import validate_protocol
 from mu_eval.report import Report, ReportError
-from mu_eval.task import TaskOptionError
-from mu_eval.unlearning import MethodError, validate_method
+from mu_eval.unlearning import validate_method
 
-USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, ProtocolError, TaskOptionError,
+USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, OptionError, InputError,
                UnknownNameError, DuplicateNameError)
 
 
@@ -67,14 +70,13 @@ def run_from_cli(
     protocol_args: dict[str, str] | None = None,
 ) -> int:
     from mu_eval.api import evaluate
-    from mu_eval.plugins import get_registry
 
     registry = get_registry()
     try:
-        for name in args.tasks:
-            registry.get("tasks", name)
-        for name in args.attacks:
-            registry.get("attacks", name)
+        task_keys = {name: option_names(registry.task_options(name)) for name in args.tasks}
+        attack_keys = {name: option_names(registry.attack(name).Options) for name in args.attacks}
+        task_options = route_options(task_args, task_keys, "task")
+        attack_options = route_options(attack_args, attack_keys, "attack")
         if args.method:
             validate_method(args.method, method_args)  # option errors before the model is loaded
         protocol = getattr(args, "protocol", None)
@@ -83,9 +85,9 @@ def run_from_cli(
         report = evaluate(
             args.model,
             args.tasks,
-            task_options={name: dict(task_args) for name in args.tasks},
+            task_options=task_options,
             attacks=args.attacks,
-            attack_options={name: dict(attack_args) for name in args.attacks},
+            attack_options=attack_options,
             method=args.method,
             method_options=method_args,
             protocol=protocol or None,

@@ -1,0 +1,114 @@
+"""One evaluation's parts: the backend for a model, the tasks and their contexts, and one pooled sweep of
+every task's requests through the engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mu_eval.backend import Backend
+from mu_eval.data import load_rows
+from mu_eval.engine import Engine
+from mu_eval.inputs import InputStore
+from mu_eval.plugins import get_registry
+from mu_eval.report import Report, load_report
+from mu_eval.seeding import seed_everything
+from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult
+
+ModelInput = str | os.PathLike | tuple[Any, Any] | Backend
+
+
+def make_backend(
+    model: ModelInput,
+    backend: str = "hf",
+    model_args: dict[str, Any] | None = None,
+    device: str | None = None,
+    use_chat_template: bool = True,
+) -> Backend:
+    """A backend for a path or hub id, an in-memory (model, tokenizer) pair, or a ready backend."""
+    if isinstance(model, Backend):
+        return model
+    backend_class = get_registry().backend(backend)
+    if isinstance(model, tuple):
+        torch_model, tokenizer = model
+        return backend_class.from_model(torch_model, tokenizer, use_chat_template=use_chat_template)
+    return backend_class.from_pretrained(
+        str(model), model_args=model_args, device=device, use_chat_template=use_chat_template
+    )
+
+
+def resolve_reference(reference: str | os.PathLike | Report | dict | None) -> dict | None:
+    """The reference report's data (a path, a `Report` or its dict), or None."""
+    if reference is None:
+        return None
+    if isinstance(reference, Report):
+        return reference.data
+    if isinstance(reference, dict):
+        return reference
+    return load_report(reference).data
+
+
+def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict] | None = None) -> dict[str, Task]:
+    """Task instances by name: registered names are made with their options, instances pass through."""
+    registry = get_registry()
+    instances: dict[str, Task] = {}
+    for task in tasks:
+        if isinstance(task, Task):
+            instances[task.name] = task
+            continue
+        try:
+            instances[task] = registry.task(task, **(task_options or {}).get(task, {}))
+        except TaskOptionError:
+            raise
+        except (TypeError, ValueError) as error:
+            raise TaskOptionError(f"task {task!r}: {error}") from error
+    return instances
+
+
+def check_limit(limit: int | None) -> None:
+    """A limit below one would silently evaluate nothing: refuse it before any model is loaded."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+
+
+def make_contexts(
+    tasks: dict[str, Task],
+    backend: Backend,
+    data_directory: Path | None,
+    limit: int | None,
+    seed: int,
+    reference: dict | None,
+) -> dict[str, TaskContext]:
+    """One context per task, all reading data from `data_directory`, formatting prompts for `backend` and
+    sharing one input store with it."""
+    chat = backend.chat_formatter()
+    inputs = InputStore()
+    backend.inputs = inputs
+    return {
+        name: TaskContext(
+            load=lambda spec: load_rows(spec, data_directory),
+            chat=chat,
+            uses_chat_template=backend.has_chat_template(),
+            limit=limit,
+            seed=seed,
+            reference=reference,
+            options=dict(task.options),
+            truncate_tokens=backend.truncate_to_tokens if backend.tokenizer is not None else None,
+            inputs=inputs,
+        )
+        for name, task in tasks.items()
+    }
+
+
+def run_tasks(
+    engine: Engine, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int
+) -> dict[str, TaskResult]:
+    """Build every task's requests, answer them in one pooled sweep, and let each task score its answers."""
+    requests = {}
+    for name, task in tasks.items():
+        seed_everything(seed)
+        requests[name] = task.build_requests(contexts[name])
+    answers = engine.run_tasks(requests)
+    return {name: task.process_results(answers[name], contexts[name]) for name, task in tasks.items()}

@@ -1,0 +1,156 @@
+"""One run without a protocol: load the model, apply the method (when asked), evaluate the tasks in one pooled
+sweep, run the attacks, and build the report. `mu_eval.evaluate` calls it, and the protocol runner calls it
+once per step on the in-memory model."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mu_eval.attack import Attack, AttackContext
+from mu_eval.backend import Backend
+from mu_eval.cache import AnswerCache
+from mu_eval.cache_location import default_cache_dir
+from mu_eval.data import resolve_data_dir
+from mu_eval.engine import Engine
+from mu_eval.evaluation import ModelInput, instantiate_tasks, make_backend, make_contexts, resolve_reference, run_tasks
+from mu_eval.identity import hash_state_dict
+from mu_eval.plugins import get_registry
+from mu_eval.report import Report, write_report
+from mu_eval.report_builder import build_report
+from mu_eval.run_options import RunOptions
+from mu_eval.task import Task, TaskResult
+from mu_eval.unlearning import apply_method
+
+
+def record_limit(section: Any, limit: int | None) -> Any:
+    """An attack section with the run's `limit` (null without one), as `config.limit` records it for the
+    tasks: the attack's inputs were cut by the same limit, and a reader of the section should not need to
+    look elsewhere to know that its counts are partial. The key belongs to the harness."""
+    if not isinstance(section, dict):
+        return section
+    return {**section, "limit": limit}
+
+
+def run_config(
+    model: ModelInput, options: RunOptions, data_directory: Path | None, what: dict[str, Any],
+    settings: dict[str, Any] | None = None, tail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report's `config`, built in one place for single runs and protocols: the model, `what` was run
+    (tasks, method, ... with their options), the backend and model args, the run's `settings`, where the
+    data and reference came from, `tail`, and the caller's `extra_config`."""
+    in_memory = isinstance(model, tuple | Backend)
+    return {
+        "model": None if in_memory else str(model),
+        **what,
+        "backend": options.backend,
+        "model_args": options.model_args or {},
+        **(settings or {}),
+        "data_dir": str(data_directory) if data_directory else None,
+        "reference": str(options.reference) if isinstance(options.reference, str | Path) else None,
+        **(tail or {}),
+        **(options.extra_config or {}),
+    }
+
+
+def make_attacks(attacks: Sequence[str], attack_options: dict[str, dict] | None) -> dict[str, Attack]:
+    registry = get_registry()
+    return {name: registry.attack(name)(**(attack_options or {}).get(name, {})) for name in attacks}
+
+
+def run_single(
+    model: ModelInput,
+    tasks: Sequence[str | Task],
+    options: RunOptions,
+    *,
+    attacks: Sequence[str] = (),
+    attack_options: dict[str, dict] | None = None,
+    method: str | None = None,
+    method_options: dict[str, Any] | None = None,
+    save_model: str | os.PathLike | None = None,
+) -> Report:
+    """One evaluation (after `method`, when given, and followed by `attacks`): `evaluate` without a protocol."""
+    started = time.time()
+    in_memory = isinstance(model, tuple)
+    task_instances = instantiate_tasks(tasks, options.task_options)
+    attack_instances = make_attacks(attacks, attack_options)
+    reference_data = resolve_reference(options.reference)
+    the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
+    timings: dict[str, float] = {"load_model": time.time() - started}
+    cache = None
+    try:
+        data_directory = resolve_data_dir(options.data_dir)
+        contexts = make_contexts(task_instances, the_backend, data_directory, options.limit, options.seed,
+                                 reference_data)
+        method_section = None
+        if method is not None:
+            method_started = time.time()
+            method_section = apply_method(
+                method, method_options or {}, the_backend, task_instances, contexts, save_model, options.seed,
+                options.progress,
+            )
+            timings["method"] = time.time() - method_started
+        if options.use_cache if options.use_cache is not None else not in_memory:
+            identity = the_backend.identity()
+            if in_memory or method_section is not None:
+                # the weights are not those of any file on disk: key the cache by their content
+                identity["weights_sha256"] = hash_state_dict(the_backend.torch_model)
+                identity["method"] = method_section and method_section.get("config")
+            cache = AnswerCache(options.cache_dir or default_cache_dir(), identity)
+        engine = Engine(the_backend, batch_size=options.batch_size, cache=cache, progress=options.progress)
+        evaluation_started = time.time()
+        results = run_tasks(engine, task_instances, contexts, options.seed)
+        timings["evaluate"] = time.time() - evaluation_started
+        attack_sections = {}
+        for name, attack in attack_instances.items():
+            attack_started = time.time()
+
+            def evaluate_on(other_backend: Backend, some_tasks: dict[str, Task]) -> dict[str, TaskResult]:
+                other_backend.inputs = the_backend.inputs  # the tasks' requests name inputs of this run's store
+                other_engine = Engine(other_backend, batch_size=options.batch_size, progress=options.progress)
+                return run_tasks(other_engine, some_tasks, contexts, options.seed)
+
+            attack_context = AttackContext(
+                backend=the_backend,
+                tasks=task_instances,
+                contexts=contexts,
+                results=results,
+                evaluate=evaluate_on,
+                answer=engine.run,
+                reference=reference_data,
+                seed=options.seed,
+                device=options.device,
+                options=dict(attack.options),
+                progress=options.progress,
+                limit=options.limit,
+            )
+            attack_sections[name] = record_limit(attack.run(attack_context), options.limit)
+            timings[f"attack:{name}"] = time.time() - attack_started
+        timings["total"] = time.time() - started
+        what = {"tasks": list(task_instances), "task_options": options.task_options or {}, "attacks": list(attacks),
+                "attack_options": attack_options or {}, "method": method, "method_options": method_options or {}}
+        settings = {"device": str(getattr(the_backend, "device", None) or options.device),
+                    "batch_size": options.batch_size, "limit": options.limit, "seed": options.seed}
+        tail = {"use_chat_template": options.use_chat_template, "cache": str(cache.path) if cache else None}
+        config = run_config(model, options, data_directory, what, settings, tail)
+        data = build_report(
+            config=config,
+            identity=the_backend.identity(),
+            tasks=task_instances,
+            results=results,
+            attacks=attack_sections,
+            method=method_section,
+            timings=timings,
+            engine_stats=engine.stats.to_json(),
+        )
+        samples = {name: result.samples for name, result in results.items()} if options.log_samples else None
+        if options.output_path is not None:
+            write_report(data, options.output_path, samples)
+        return Report(data)
+    finally:
+        if cache is not None:
+            cache.close()
+        the_backend.close()
