@@ -9,21 +9,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: Ways to find a Score's continuation tokens (see `Score`).
+BOUNDARIES: tuple[str, ...] = ("offsets", "prefix")
+
 
 @dataclass(frozen=True)
 class Score:
     """Teacher-forced scoring of `continuation` after `context` in one forward pass.
 
-    The two strings are tokenised together and the continuation is found by character offsets, so a
-    token that a separate tokenisation would split differently is never lost. `append_eos` adds the
-    tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with one).
+    The two strings are tokenised together. `boundary` says which of the joint tokens are the continuation:
+    "offsets" (every token holding a character of the continuation, found by character offsets, so none is
+    lost) or "prefix" (the tokens after the first len(tokenize(context)) joint tokens, at least one: how
+    TOFU, open-unlearning, MUSE and lm-evaluation-harness count them; when the context's trailing space
+    merges into the continuation's first token, that token is not scored). `append_eos` adds the
+    tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with one); with "prefix" it
+    is not added again after a text that already ends with EOS.
     """
 
     context: str
     continuation: str
     append_eos: bool = False
+    boundary: str = "offsets"
 
     kind = "score"
+
+    def __post_init__(self) -> None:
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"Score boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
 
     def sort_text(self) -> str:
         return self.context + self.continuation
