@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from mu_eval.data import load_rows, resolve_data_dir
 from mu_eval.engine import Engine
 from mu_eval.identity import hash_state_dict
 from mu_eval.plugins import get_registry
-from mu_eval.report import Report, load_report, write_report
+from mu_eval.references import describe_references, resolve_references, same_weights
+from mu_eval.report import Report, write_report
 from mu_eval.report_builder import build_report
 from mu_eval.run_options import RunOptions
 from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult
@@ -54,14 +56,15 @@ def make_backend(
     )
 
 
-def resolve_reference(reference: str | os.PathLike | Report | dict | None) -> dict | None:
-    if reference is None:
-        return None
-    if isinstance(reference, Report):
-        return reference.data
-    if isinstance(reference, dict):
-        return reference
-    return load_report(reference).data
+def resolve_reference(reference: Any) -> dict | None:
+    """The run's reference: a report, published logs, or a list of them (one per task); see mu_eval.references."""
+    return resolve_references(reference)
+
+
+def warn_if_reference_is_the_model(reference: dict | None, identity: dict[str, Any]) -> None:
+    for source in same_weights(reference, identity):
+        warnings.warn(f"the reference {source} has the evaluated model's weights (same sha256): forget quality "
+                      "and privleak would compare the model with itself", stacklevel=3)
 
 
 def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict] | None = None) -> dict[str, Task]:
@@ -152,7 +155,7 @@ def evaluate(
     limit: int | None = None,
     seed: int = 1234,
     data_dir: str | os.PathLike | None = None,
-    reference: str | os.PathLike | Report | dict | None = None,
+    reference: Any = None,
     output_path: str | os.PathLike | None = None,
     log_samples: bool = False,
     use_cache: bool | None = None,
@@ -208,6 +211,7 @@ def run_single(
     attack_instances = {name: get_registry().attack(name)(**(attack_options or {}).get(name, {})) for name in attacks}
     reference_data = resolve_reference(options.reference)
     the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
+    warn_if_reference_is_the_model(reference_data, the_backend.identity())
     timings: dict[str, float] = {"load_model": time.time() - started}
     cache = None
     try:
@@ -275,7 +279,7 @@ def run_single(
             "limit": options.limit,
             "seed": options.seed,
             "data_dir": str(data_directory) if data_directory else None,
-            "reference": str(options.reference) if isinstance(options.reference, str | Path) else None,
+            "reference": describe_references(options.reference),
             "use_chat_template": options.use_chat_template,
             "cache": str(cache.path) if cache else None,
             **(options.extra_config or {}),

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -22,6 +21,7 @@ from mu_eval.api import instantiate_tasks, make_backend, make_contexts, resolve_
 from mu_eval.data import resolve_data_dir
 from mu_eval.plugins import get_registry
 from mu_eval.protocols import ProtocolError, choose_folds, parse_protocol_options, protocol_function
+from mu_eval.references import describe_references
 from mu_eval.report import Report, validate_report, write_report
 from mu_eval.report_builder import json_safe
 from mu_eval.run_options import RunOptions
@@ -153,7 +153,7 @@ def run_protocol(
             "model": str(model) if not in_memory else None,
             "model_args": options.model_args or {},
             "data_dir": str(data_directory) if data_directory else None,
-            "reference": str(options.reference) if isinstance(options.reference, str | Path) else None,
+            "reference": describe_references(options.reference),
             "method": method,
             "method_options": method_options or {},
             "protocol": protocol,
