@@ -10,20 +10,25 @@ import math
 from dataclasses import dataclass
 
 #: Ways to find a Score's continuation tokens (see `Score`).
-BOUNDARIES: tuple[str, ...] = ("offsets", "prefix")
+BOUNDARIES: tuple[str, ...] = ("offsets", "prefix", "split")
 
 
 @dataclass(frozen=True)
 class Score:
     """Teacher-forced scoring of `continuation` after `context` in one forward pass.
 
-    The two strings are tokenised together. `boundary` says which of the joint tokens are the continuation:
-    "offsets" (every token holding a character of the continuation, found by character offsets, so none is
-    lost) or "prefix" (the tokens after the first len(tokenize(context)) joint tokens, at least one: how
-    TOFU, open-unlearning, MUSE and lm-evaluation-harness count them; when the context's trailing space
-    merges into the continuation's first token, that token is not scored). `append_eos` adds the
-    tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with one); with "prefix" it
-    is not added again after a text that already ends with EOS.
+    `boundary` says which tokens are the continuation, each the rule of some reference code:
+
+    - "offsets": context + continuation tokenised together; every token holding a character of the
+      continuation (found by character offsets) is scored, so none is lost;
+    - "prefix": context + continuation tokenised together; the tokens after the first
+      len(tokenize(context)) are scored, never the first token (TOFU, open-unlearning, MUSE). When the
+      context's trailing space merges into the continuation's first token, that token is not scored;
+    - "split": the context's own tokens, then the joint tokens after as many, all scored
+      (lm-evaluation-harness's log-likelihood; an empty context becomes a BOS, or EOS, token).
+
+    `append_eos` adds the tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with
+    one); with "prefix" it is not added again after a text that already ends with EOS.
     """
 
     context: str

@@ -128,7 +128,7 @@ class HFBackend(TorchModelBackend):
 
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:
         """lm-evaluation-harness's log-likelihoods: single-token options from one next-token distribution, the
-        rest scored as the joint tokens after the context's own tokens (`Score` with boundary "prefix")."""
+        rest scored as lm-eval scores them (`Score` with boundary "split")."""
         pairs = [move_trailing_space(r.context, r.options) for r in requests]
         contexts = [self._encode_prompt(context) for context, _ in pairs]
         for context, _ in pairs:
@@ -147,7 +147,7 @@ class HFBackend(TorchModelBackend):
                 results[index] = ChooseResult(tuple(chosen), single_pass=True)
         multi = [i for i in range(len(requests)) if results[i] is None]
         if multi:
-            scores = [Score(pairs[i][0], option, boundary="prefix") for i in multi for option in pairs[i][1]]
+            scores = [Score(pairs[i][0], option, boundary="split") for i in multi for option in pairs[i][1]]
             answered = self.score(scores)
             cursor = 0
             for index in multi:

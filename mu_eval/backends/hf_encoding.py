@@ -53,14 +53,17 @@ def encode_score(
     "offsets": tokens whose character span ends past the context are scored, so a token straddling the
     boundary counts as continuation and no character is lost; special tokens the tokenizer appends after
     the text are dropped. "prefix": the joint tokens after the first len(tokenize(context)) are scored,
-    exactly as the tokenizer returns them (the reference implementations' rule), never the first token.
+    exactly as the tokenizer returns them, never the first token. "split": the context's own tokens
+    followed by those joint tokens, as lm-evaluation-harness feeds them.
     """
     if boundary == "prefix":
         ids, start = _prefix_split(tokenizer, context, continuation)
+    elif boundary == "split":
+        ids, start = _context_then_rest(tokenizer, context, continuation)
     elif boundary == "offsets":
         ids, start = _offset_split(tokenizer, context, continuation)
     else:
-        raise ValueError(f"unknown Score boundary {boundary!r}; expected 'offsets' or 'prefix'")
+        raise ValueError(f"unknown Score boundary {boundary!r}; expected 'offsets', 'prefix' or 'split'")
     if append_eos:
         if tokenizer.eos_token_id is None:
             raise ValueError("append_eos requested but the tokenizer has no EOS token")
@@ -119,6 +122,19 @@ def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[i
     if max_length is not None and len(ids) > max_length:
         ids = ids[-max_length:]
     return ids
+
+
+def _context_then_rest(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
+    """lm-evaluation-harness's pair: tokenize(context), then tokenize(context + continuation) past as many
+    tokens; an empty context is the prefix token (BOS, else EOS) before the continuation's plain tokens."""
+    if not context:
+        rest = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        prefix = prefix_token_id(tokenizer)
+        return (rest, 1) if rest and rest[0] == prefix else ([prefix, *rest], 1)
+    add_special = not adds_bos_itself(tokenizer, context)
+    joint = list(tokenizer(context + continuation, add_special_tokens=add_special)["input_ids"])
+    context_ids = list(tokenizer(context, add_special_tokens=add_special)["input_ids"]) or [prefix_token_id(tokenizer)]
+    return context_ids + joint[len(context_ids):], len(context_ids)
 
 
 def move_trailing_space(context: str, options: Sequence[str]) -> tuple[str, tuple[str, ...]]:

@@ -168,6 +168,6 @@ class VLLMBackend(Backend):
             if all(i is not None and i in top for i in option_ids):
                 results.append(ChooseResult(tuple(float(top[i].logprob) for i in option_ids), True))
             else:
-                scored = self.score([Score(context, option, boundary="prefix") for option in options])
+                scored = self.score([Score(context, option, boundary="split") for option in options])
                 results.append(ChooseResult(tuple(s.sum_logprob() for s in scored), False))
         return results
