@@ -63,8 +63,8 @@ def resolve_reference(reference: Any) -> dict | None:
 
 def warn_if_reference_is_the_model(reference: dict | None, identity: dict[str, Any]) -> None:
     for source in same_weights(reference, identity):
-        warnings.warn(f"the reference {source} has the evaluated model's weights (same sha256): forget quality "
-                      "and privleak would compare the model with itself", stacklevel=3)
+        warnings.warn(f"the reference {source} has the evaluated model's weights (same sha256): every metric "
+                      "against the reference (forget quality, privleak) compares the model with itself", stacklevel=3)
 
 
 def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict] | None = None) -> dict[str, Task]:
@@ -211,7 +211,8 @@ def run_single(
     attack_instances = {name: get_registry().attack(name)(**(attack_options or {}).get(name, {})) for name in attacks}
     reference_data = resolve_reference(options.reference)
     the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
-    warn_if_reference_is_the_model(reference_data, the_backend.identity())
+    if method is None:  # a method changes the weights the identity was read from
+        warn_if_reference_is_the_model(reference_data, the_backend.identity())
     timings: dict[str, float] = {"load_model": time.time() - started}
     cache = None
     try:

@@ -154,7 +154,7 @@ class TofuTask(Task):
             raise ValueError(f"{self.name}: the {role} set is empty")
         return rows
 
-    def score(self, prompt: str, text: str) -> Score:
+    def answer_score(self, prompt: str, text: str) -> Score:
         """One answer's Score: EOS appended, answer tokens found by this run's `scoring` rule."""
         return Score(prompt, text, True, self.boundary)
 
@@ -166,16 +166,16 @@ class TofuTask(Task):
             self._sets[role] = [self._plan_item(plan, ctx, role, index, row)
                                 for index, row in enumerate(self.eval_rows(ctx, role))]
         whole = self.mia_sets == "all"
-        if whole:
-            self._mia_forget = [PlannedItem(row, plan.add(self.score(self.prompt(ctx, row["question"]), row["answer"])))
-                                for row in self.eval_rows(ctx, "forget", whole=True)]
-        else:
-            self._mia_forget = self._sets["forget"]
-        holdout = self.eval_rows(ctx, "holdout", whole=whole)
-        self._holdout = [PlannedItem(row, plan.add(self.score(self.prompt(ctx, row["question"]), row["answer"])))
-                         for row in holdout]
+        self._mia_forget = (self._mia_items(plan, ctx, self.eval_rows(ctx, "forget", whole=True)) if whole
+                            else self._sets["forget"])
+        self._holdout = self._mia_items(plan, ctx, self.eval_rows(ctx, "holdout", whole=whole))
         self._plan = plan
         return plan.requests
+
+    def _mia_items(self, plan: RequestPlan, ctx: TaskContext, rows: list[dict]) -> list[PlannedItem]:
+        """Membership-inference texts: each row's answer after its prompt."""
+        return [PlannedItem(row, plan.add(self.answer_score(self.prompt(ctx, row["question"]), row["answer"])))
+                for row in rows]
 
     def _plan_item(self, plan: RequestPlan, ctx: TaskContext, role: str, index: int, row: dict) -> PlannedItem:
         perturbed = row["perturbed_answer"]
@@ -184,9 +184,9 @@ class TofuTask(Task):
         prompt = self.prompt(ctx, row["question"])
         return PlannedItem(
             row=row,
-            answer=plan.add(self.score(prompt, row["answer"])),
-            base=plan.add(self.score(prompt, row[BASE_FIELD[role]])),
-            perturbed=tuple(plan.add(self.score(prompt, text)) for text in perturbed),
+            answer=plan.add(self.answer_score(prompt, row["answer"])),
+            base=plan.add(self.answer_score(prompt, row[BASE_FIELD[role]])),
+            perturbed=tuple(plan.add(self.answer_score(prompt, text)) for text in perturbed),
             generation=plan.add(Generate(prompt, self.max_new_tokens)),
         )
 

@@ -126,14 +126,16 @@ def test_forget_quality_and_privleak_need_a_reference(tiny_checkpoint, data_dir,
         assert metrics[name]["value"] is None and "no reference" in metrics[name]["reason"]
     assert metrics["mia_min_k_auc"]["value"] is not None
     # the same model against its own report: identical distributions, so FQ = 1 and privleak = 0
-    again = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"))
+    with pytest.warns(UserWarning, match="compares the model with itself"):
+        again = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"))
     metrics = again.tasks[TASK]["metrics"]
     assert metrics["forget_quality"]["value"] == pytest.approx(1.0)
     assert metrics["privleak"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["forget_quality"]["n"] == 6
     # a reference computed on other items is refused, not compared
-    other = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"),
-                extra_options={"ds_size": 4})
+    with pytest.warns(UserWarning, match="same sha256"):
+        other = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"),
+                    extra_options={"ds_size": 4})
     refused = other.tasks[TASK]["metrics"]["forget_quality"]
     assert refused["value"] is None and "other items" in refused["reason"]
 
