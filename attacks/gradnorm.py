@@ -41,7 +41,8 @@ def gradient_norm_scores(
         model.eval()
         for request in tqdm(requests, desc="gradient norms", unit="text", disable=not progress):
             append_eos = request.append_eos and include_eos
-            encoded = encode_score(tokenizer, request.context, request.continuation, append_eos, max_length)
+            encoded = encode_score(tokenizer, request.context, request.continuation, append_eos, max_length,
+                                   request.boundary)
             if encoded.start >= len(encoded.input_ids):
                 scores.append(math.nan)
                 continue

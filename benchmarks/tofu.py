@@ -20,6 +20,9 @@ from mu_eval.requests import Generate, Request, Result, Score, ScoreResult
 TOFU_ID = "locuslab/TOFU"
 TASK_NAME = "tofu_forget10"
 MIN_K = 0.4
+#: Which tokens are the answer: the task's default (`scoring=reference`), the prompt-length rule of the
+#: reference implementations.
+BOUNDARY = "prefix"
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,10 @@ class TofuPlan:
         requests = []
         for s in self.sets:
             for i, prompt in enumerate(s.prompts):
-                requests.append(Score(prompt, s.answers[i], append_eos=True))
-                requests.append(Score(prompt, s.bases[i], append_eos=True))
-                requests.extend(Score(prompt, p, append_eos=True) for p in s.perturbed[i])
-        requests.extend(Score(p, a, append_eos=True) for p, a in zip(self.holdout_prompts, self.holdout_answers))
+                requests.append(Score(prompt, s.answers[i], True, BOUNDARY))
+                requests.append(Score(prompt, s.bases[i], True, BOUNDARY))
+                requests.extend(Score(prompt, p, True, BOUNDARY) for p in s.perturbed[i])
+        requests.extend(Score(p, a, True, BOUNDARY) for p, a in zip(self.holdout_prompts, self.holdout_answers))
         return requests
 
     def generate_requests(self) -> list[Generate]:
@@ -134,19 +137,20 @@ def exact_memorization(t: TokenScores) -> float:
 
 
 def extraction_strength(t: TokenScores) -> float:
-    """1 - k*/n with k* the smallest k whose suffix from k is all argmax hits (k = n always qualifies)."""
+    """1 - k*/n with k* the smallest k < n whose suffix from k is all argmax hits, n - 1 when none is (the
+    task's default, open-unlearning's rule); 0 without a token."""
     flags = t.greedy[: t.cut(False)]
     k = len(flags)
     while k > 0 and flags[k - 1]:
         k -= 1
-    return 1 - k / len(flags) if flags else math.nan
+    return 1 - min(k, len(flags) - 1) / len(flags) if flags else 0.0
 
 
 def min_k_score(t: TokenScores, k: float = MIN_K) -> float:
-    """Mean of the m = max(1, floor(k T)) smallest token log-probs, EOS excluded."""
+    """Mean of the m = max(1, floor(k T)) smallest token log-probs, EOS excluded (0 without a token)."""
     values = sorted(t.logprobs[: t.cut(False)])
     if not values:
-        return math.nan
+        return 0.0
     m = max(1, math.floor(k * len(values)))
     return sum(values[:m]) / m
 
@@ -210,7 +214,7 @@ def fast_values(plan: TofuPlan, answers: Mapping[Request, Result]) -> tuple[dict
     """
 
     def score(prompt: str, text: str) -> TokenScores:
-        return TokenScores.from_result(answers[Score(prompt, text, append_eos=True)])
+        return TokenScores.from_result(answers[Score(prompt, text, True, BOUNDARY)])
 
     values = {}
     for s in plan.sets:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.tofu import SetValues, TofuPlan, TokenScores
+from benchmarks.tofu import BOUNDARY, SetValues, TofuPlan, TokenScores
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Baseline:
         """One sweep: every (prompt, text) pair scored with EOS appended, as TOFU's answers are."""
         from mu_eval.backends.hf_encoding import encode_score
 
-        encoded = [encode_score(self.tokenizer, p, t, True, self.max_length) for p, t in zip(prompts, texts)]
+        encoded = [encode_score(self.tokenizer, p, t, True, self.max_length, BOUNDARY) for p, t in zip(prompts, texts)]
         self.counters.sweeps += 1
         self.counters.by_sweep[name] = len(encoded)
         return sweep(self.model, [e.input_ids for e in encoded], [e.start for e in encoded], self.batch_size,

@@ -41,7 +41,7 @@ def evaluate(
     limit: int | None = None,
     seed: int = 1234,
     data_dir: str | os.PathLike | None = None,
-    reference: str | os.PathLike | Report | dict | None = None,
+    reference: Any = None,
     output_path: str | os.PathLike | None = None,
     log_samples: bool = False,
     use_cache: bool | None = None,

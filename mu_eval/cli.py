@@ -15,6 +15,7 @@ from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 SUBCOMMANDS: dict[str, str] = {
     "list": "mu_eval.cli_list:main",
     "demo": "mu_eval.demo.cli:main",
+    "convert-reference": "mu_eval.references.cli:main",
 }
 USAGE_ERROR = 2
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mu-eval",
         description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
-        "'mu-eval demo'.",
+        "'mu-eval demo', 'mu-eval convert-reference'.",
     )
     parser.add_argument("--model", required=True, help="checkpoint path or Hugging Face id")
     parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")
@@ -62,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="k=v,... for every task that has option k; name.k=v for task `name` alone")
     parser.add_argument("--data-dir", help="local dataset files (also MU_EVAL_DATA_DIR)")
     parser.add_argument("--log-samples", action="store_true", help="write per-task samples as JSON lines")
-    parser.add_argument("--reference", help="report of the reference (retain) model, for forget quality and privleak")
+    parser.add_argument("--reference", action="append",
+                        help="reference (retain) model's results for forget quality and privleak: a mu-eval report, "
+                        "TOFU's published eval logs or an open-unlearning log; TASK=PATH for one task; repeatable")
     parser.add_argument("--attacks", type=comma_list, default=[], help="comma-separated attack names")
     parser.add_argument("--attack-args", default="",
                         help="k=v,... for every attack that has option k; name.k=v for attack `name` alone")

@@ -4,6 +4,7 @@ every task's requests through the engine."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from mu_eval.data import load_rows
 from mu_eval.engine import Engine
 from mu_eval.inputs import InputStore
 from mu_eval.plugins import get_registry
-from mu_eval.report import Report, load_report
+from mu_eval.references import resolve_references, same_weights
 from mu_eval.seeding import seed_everything
 from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult
 
@@ -39,15 +40,15 @@ def make_backend(
     )
 
 
-def resolve_reference(reference: str | os.PathLike | Report | dict | None) -> dict | None:
-    """The reference report's data (a path, a `Report` or its dict), or None."""
-    if reference is None:
-        return None
-    if isinstance(reference, Report):
-        return reference.data
-    if isinstance(reference, dict):
-        return reference
-    return load_report(reference).data
+def resolve_reference(reference: Any) -> dict | None:
+    """The run's reference: a report, published logs, or a list of them (one per task); see mu_eval.references."""
+    return resolve_references(reference)
+
+
+def warn_if_reference_is_the_model(reference: dict | None, identity: dict[str, Any]) -> None:
+    for source in same_weights(reference, identity):
+        warnings.warn(f"the reference {source} has the evaluated model's weights (same sha256): every metric "
+                      "against the reference (forget quality, privleak) compares the model with itself", stacklevel=3)
 
 
 def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict] | None = None) -> dict[str, Task]:

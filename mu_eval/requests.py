@@ -22,21 +22,38 @@ IMAGE_TOKEN = "<image>"
 #: `Classify.variant` prefix for a randomly initialised model of the same configuration (ZRF's reference).
 RANDOM_INIT = "random-init"
 
+#: Ways to find a Score's continuation tokens (see `Score`).
+BOUNDARIES: tuple[str, ...] = ("offsets", "prefix", "split")
+
 
 @dataclass(frozen=True)
 class Score:
     """Teacher-forced scoring of `continuation` after `context` in one forward pass.
 
-    The two strings are tokenised together and the continuation is found by character offsets, so a
-    token that a separate tokenisation would split differently is never lost. `append_eos` adds the
-    tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with one).
+    `boundary` says which tokens are the continuation, each the rule of some reference code:
+
+    - "offsets": context + continuation tokenised together; every token holding a character of the
+      continuation (found by character offsets) is scored, so none is lost;
+    - "prefix": context + continuation tokenised together; the tokens after the first
+      len(tokenize(context)) are scored, never the first token (TOFU, open-unlearning, MUSE). When the
+      context's trailing space merges into the continuation's first token, that token is not scored;
+    - "split": the context's own tokens, then the joint tokens after as many, all scored
+      (lm-evaluation-harness's log-likelihood; an empty context becomes a BOS, or EOS, token).
+
+    `append_eos` adds the tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with
+    one); with "prefix" it is not added again after a text that already ends with EOS.
     """
 
     context: str
     continuation: str
     append_eos: bool = False
+    boundary: str = "offsets"
 
     kind = "score"
+
+    def __post_init__(self) -> None:
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"Score boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
 
     def sort_text(self) -> str:
         return self.context + self.continuation

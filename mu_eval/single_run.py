@@ -16,9 +16,18 @@ from mu_eval.cache import AnswerCache
 from mu_eval.cache_location import default_cache_dir
 from mu_eval.data import resolve_data_dir
 from mu_eval.engine import Engine
-from mu_eval.evaluation import ModelInput, instantiate_tasks, make_backend, make_contexts, resolve_reference, run_tasks
+from mu_eval.evaluation import (
+    ModelInput,
+    instantiate_tasks,
+    make_backend,
+    make_contexts,
+    resolve_reference,
+    run_tasks,
+    warn_if_reference_is_the_model,
+)
 from mu_eval.identity import hash_state_dict
 from mu_eval.plugins import get_registry
+from mu_eval.references import describe_references
 from mu_eval.report import Report, write_report
 from mu_eval.report_builder import build_report
 from mu_eval.run_options import RunOptions
@@ -50,7 +59,7 @@ def run_config(
         "model_args": options.model_args or {},
         **(settings or {}),
         "data_dir": str(data_directory) if data_directory else None,
-        "reference": str(options.reference) if isinstance(options.reference, str | Path) else None,
+        "reference": describe_references(options.reference),
         **(tail or {}),
         **(options.extra_config or {}),
     }
@@ -79,6 +88,8 @@ def run_single(
     attack_instances = make_attacks(attacks, attack_options)
     reference_data = resolve_reference(options.reference)
     the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
+    if method is None:  # a method changes the weights the identity was read from
+        warn_if_reference_is_the_model(reference_data, the_backend.identity())
     timings: dict[str, float] = {"load_model": time.time() - started}
     cache = None
     try:

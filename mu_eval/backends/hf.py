@@ -12,6 +12,7 @@ from mu_eval.backends.base import TorchModelBackend, model_identity
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
+    move_trailing_space,
     single_token_options,
 )
 from mu_eval.backends.hf_generation import generation_token_budget, greedy_generate
@@ -20,7 +21,7 @@ from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
-ANSWER_VERSION = 3
+ANSWER_VERSION = 4
 
 
 class HFBackend(TorchModelBackend):
@@ -84,7 +85,8 @@ class HFBackend(TorchModelBackend):
         encoded = self._encoded.get(request)
         if encoded is None:
             encoded = encode_score(
-                self.tokenizer, request.context, request.continuation, request.append_eos, self.max_length
+                self.tokenizer, request.context, request.continuation, request.append_eos, self.max_length,
+                request.boundary,
             )
             self._encoded[request] = encoded
         return encoded
@@ -102,7 +104,7 @@ class HFBackend(TorchModelBackend):
         if isinstance(request, Generate):
             return len(self._encode_prompt(request.prompt)) + request.max_new_tokens
         if isinstance(request, Choose):
-            return len(self._encode_prompt(request.context)) + 1
+            return len(self._encode_prompt(move_trailing_space(request.context, ())[0])) + 1
         raise TypeError(f"not a request: {request!r}")
 
     def generation_token_budget(self) -> int | None:
@@ -126,11 +128,15 @@ class HFBackend(TorchModelBackend):
         return greedy_generate(self.torch_model, self.tokenizer, prompts, requests, self.device, self.generation_cache)
 
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:
-        contexts = [self._encode_prompt(r.context) for r in requests]
-        for request in requests:
-            self._prompt_ids.pop(request.context, None)
+        """lm-evaluation-harness's log-likelihoods: single-token options from one next-token distribution, the
+        rest scored as lm-eval scores them (`Score` with boundary "split")."""
+        pairs = [move_trailing_space(r.context, r.options) for r in requests]
+        contexts = [self._encode_prompt(context) for context, _ in pairs]
+        for context, _ in pairs:
+            self._prompt_ids.pop(context, None)
         option_ids = [
-            single_token_options(self.tokenizer, ids, r.context, r.options) for ids, r in zip(contexts, requests)
+            single_token_options(self.tokenizer, ids, context, options)
+            for ids, (context, options) in zip(contexts, pairs)
         ]
         single = [i for i, ids in enumerate(option_ids) if all(o is not None for o in ids)]
         results: list[ChooseResult | None] = [None] * len(requests)
@@ -142,7 +148,7 @@ class HFBackend(TorchModelBackend):
                 results[index] = ChooseResult(tuple(chosen), single_pass=True)
         multi = [i for i in range(len(requests)) if results[i] is None]
         if multi:
-            scores = [Score(requests[i].context, option) for i in multi for option in requests[i].options]
+            scores = [Score(pairs[i][0], option, boundary="split") for i in multi for option in pairs[i][1]]
             answered = self.score(scores)
             cursor = 0
             for index in multi:

@@ -41,13 +41,51 @@ def prefix_token_id(tokenizer: Any) -> int:
 
 
 def encode_score(
-    tokenizer: Any, context: str, continuation: str, append_eos: bool, max_length: int | None
+    tokenizer: Any,
+    context: str,
+    continuation: str,
+    append_eos: bool,
+    max_length: int | None,
+    boundary: str = "offsets",
 ) -> EncodedScore:
-    """Encode `context + continuation`; tokens whose character span ends past the context are scored.
+    """Encode `context + continuation` and mark where the scored continuation starts (see `Score.boundary`).
 
-    A token straddling the boundary counts as continuation, so no character of the continuation is lost.
-    Special tokens the tokenizer appends after the text are dropped; EOS is appended only on request.
+    "offsets": tokens whose character span ends past the context are scored, so a token straddling the
+    boundary counts as continuation and no character is lost; special tokens the tokenizer appends after
+    the text are dropped. "prefix": the joint tokens after the first len(tokenize(context)) are scored,
+    exactly as the tokenizer returns them, never the first token. "split": the context's own tokens
+    followed by those joint tokens, as lm-evaluation-harness feeds them.
     """
+    if boundary == "prefix":
+        ids, start = _prefix_split(tokenizer, context, continuation)
+    elif boundary == "split":
+        ids, start = _context_then_rest(tokenizer, context, continuation)
+    elif boundary == "offsets":
+        ids, start = _offset_split(tokenizer, context, continuation)
+    else:
+        raise ValueError(f"unknown Score boundary {boundary!r}; expected 'offsets', 'prefix' or 'split'")
+    if append_eos:
+        if tokenizer.eos_token_id is None:
+            raise ValueError("append_eos requested but the tokenizer has no EOS token")
+        eos = int(tokenizer.eos_token_id)
+        if boundary == "offsets" or not ids or ids[-1] != eos or len(ids) <= start:
+            ids = ids + [eos]
+    truncated = False
+    if max_length is not None and len(ids) > max_length:
+        # keep the continuation, cut the context from the left
+        cut = len(ids) - max_length
+        cut = min(cut, start - 1) if start > 1 else 0
+        if len(ids) - cut > max_length:
+            raise ValueError(
+                f"continuation of {len(ids) - start} tokens does not fit the model's context of {max_length}"
+            )
+        ids = ids[cut:]
+        start -= cut
+        truncated = True
+    return EncodedScore(tuple(int(i) for i in ids), start, append_eos, truncated)
+
+
+def _offset_split(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
     if not tokenizer.is_fast:
         raise ValueError("mu-eval needs a fast tokenizer (offsets mapping) to mark continuations exactly")
     ids, offsets = encode(tokenizer, context + continuation)
@@ -64,23 +102,17 @@ def encode_score(
     if start == 0:
         ids = [prefix_token_id(tokenizer)] + ids
         start = 1
-    if append_eos:
-        if tokenizer.eos_token_id is None:
-            raise ValueError("append_eos requested but the tokenizer has no EOS token")
-        ids = ids + [int(tokenizer.eos_token_id)]
-    truncated = False
-    if max_length is not None and len(ids) > max_length:
-        # keep the continuation, cut the context from the left
-        cut = len(ids) - max_length
-        cut = min(cut, start - 1) if start > 1 else 0
-        if len(ids) - cut > max_length:
-            raise ValueError(
-                f"continuation of {len(ids) - start} tokens does not fit the model's context of {max_length}"
-            )
-        ids = ids[cut:]
-        start -= cut
-        truncated = True
-    return EncodedScore(tuple(int(i) for i in ids), start, append_eos, truncated)
+    return ids, start
+
+
+def _prefix_split(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
+    """Joint ids and len(ids of the context alone), both with the special tokens the joint text gets."""
+    add_special = not adds_bos_itself(tokenizer, context + continuation)
+    ids = list(tokenizer(context + continuation, add_special_tokens=add_special)["input_ids"])
+    if not ids:
+        return [prefix_token_id(tokenizer)], 1
+    context_ids = tokenizer(context, add_special_tokens=add_special)["input_ids"]
+    return ids, min(max(len(context_ids), 1), len(ids))
 
 
 def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[int]:
@@ -90,6 +122,27 @@ def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[i
     if max_length is not None and len(ids) > max_length:
         ids = ids[-max_length:]
     return ids
+
+
+def _context_then_rest(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
+    """lm-evaluation-harness's pair: tokenize(context), then tokenize(context + continuation) past as many
+    tokens; an empty context is the prefix token (BOS, else EOS) before the continuation's plain tokens."""
+    if not context:
+        rest = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        prefix = prefix_token_id(tokenizer)
+        return (rest, 1) if rest and rest[0] == prefix else ([prefix, *rest], 1)
+    add_special = not adds_bos_itself(tokenizer, context)
+    joint = list(tokenizer(context + continuation, add_special_tokens=add_special)["input_ids"])
+    context_ids = list(tokenizer(context, add_special_tokens=add_special)["input_ids"]) or [prefix_token_id(tokenizer)]
+    return context_ids + joint[len(context_ids):], len(context_ids)
+
+
+def move_trailing_space(context: str, options: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """lm-evaluation-harness's pair split: the context's trailing whitespace goes to the front of every option,
+    so "Answer: " + "A" is scored as "Answer:" + " A"."""
+    stripped = context.rstrip()
+    tail = context[len(stripped):]
+    return (stripped, tuple(tail + option for option in options)) if tail else (context, tuple(options))
 
 
 def single_token_options(

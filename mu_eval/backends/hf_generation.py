@@ -103,10 +103,13 @@ def greedy_generate(
     for tokens in new_tokens:
         kept = []
         for token in tokens:
-            # rows that stopped early are filled with padding until the whole batch stops
-            if token in eos_ids or token == pad_id:
+            if token in eos_ids:
                 break
-            kept.append(token)
+            # a pad token distinct from EOS is skipped, not an end: MUSE's and open-unlearning's code decode
+            # with skip_special_tokens and stop at EOS alone (rows that stopped at EOS or at a stop string are
+            # padded from there on, and the stop string cuts the text anyway)
+            if token != pad_id:
+                kept.append(token)
         text = tokenizer.decode(kept, skip_special_tokens=True)
         results.append(GenerateResult(text=cut_at_stop(text, stop), num_new_tokens=len(kept)))
     return results

@@ -17,6 +17,7 @@ from mu_eval.backends.base import checkpoint_source
 from mu_eval.backends.hf_encoding import (
     encode_prompt,
     encode_score,
+    move_trailing_space,
     single_token_options,
 )
 from mu_eval.backends.hf_loading import ModelArgs
@@ -24,7 +25,7 @@ from mu_eval.identity import hash_weight_files
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult, cut_at_stop
 
 #: Bumped whenever a change to this backend could change an answer (part of the cache key).
-ANSWER_VERSION = 2
+ANSWER_VERSION = 3
 
 #: Candidates read per position for `Choose`; options outside them are scored instead.
 CHOOSE_TOP_K = 20
@@ -122,7 +123,7 @@ class VLLMBackend(Backend):
     def request_length(self, request: Any) -> int:
         if isinstance(request, Score):
             encoded = encode_score(self.tokenizer, request.context, request.continuation, request.append_eos,
-                                   self.max_length)
+                                   self.max_length, request.boundary)
             return len(encoded.input_ids)
         if isinstance(request, Generate):
             prompt_ids = encode_prompt(self.tokenizer, request.prompt, self.max_length)
@@ -139,7 +140,7 @@ class VLLMBackend(Backend):
     def score(self, requests: list[Score]) -> list[ScoreResult]:
         from vllm import SamplingParams
 
-        encoded = [encode_score(self.tokenizer, r.context, r.continuation, r.append_eos, self.max_length)
+        encoded = [encode_score(self.tokenizer, r.context, r.continuation, r.append_eos, self.max_length, r.boundary)
                    for r in requests]
         outputs = self._run([list(e.input_ids) for e in encoded],
                             SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1))
@@ -158,15 +159,16 @@ class VLLMBackend(Backend):
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:
         from vllm import SamplingParams
 
-        contexts = [encode_prompt(self.tokenizer, r.context, self.max_length) for r in requests]
+        pairs = [move_trailing_space(r.context, r.options) for r in requests]
+        contexts = [encode_prompt(self.tokenizer, context, self.max_length) for context, _ in pairs]
         outputs = self._run(contexts, SamplingParams(max_tokens=1, temperature=0.0, logprobs=CHOOSE_TOP_K))
         results = []
-        for request, ids, output in zip(requests, contexts, outputs):
+        for (context, options), ids, output in zip(pairs, contexts, outputs):
             top = output.outputs[0].logprobs[0]
-            option_ids = single_token_options(self.tokenizer, ids, request.context, request.options)
+            option_ids = single_token_options(self.tokenizer, ids, context, options)
             if all(i is not None and i in top for i in option_ids):
                 results.append(ChooseResult(tuple(float(top[i].logprob) for i in option_ids), True))
             else:
-                scored = self.score([Score(request.context, option) for option in request.options])
+                scored = self.score([Score(context, option, boundary="split") for option in options])
                 results.append(ChooseResult(tuple(s.sum_logprob() for s in scored), False))
         return results

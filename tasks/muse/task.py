@@ -34,6 +34,9 @@ class MuseOptions:
                                                    "published retrained-model AUC")
     forget_folds: str | None = option(None, choices=data.FOLD_CONFIGS,
                                       help="scal or sust: the forget sets a --protocol run unlearns (News only)")
+    scoring: str = option("reference", choices=("reference", "offsets"),
+                          help="which tokens of a PrivLeak text are scored: reference (MUSE: every token of "
+                               "tokenizer(text) but the first) or offsets (mu-eval's)")
 
 
 def mean_metric(values: list[float], higher_is_better: bool | None, variant: str) -> MetricValue:
@@ -46,10 +49,18 @@ def mean_metric(values: list[float], higher_is_better: bool | None, variant: str
     return MetricValue(100 * mean, n, higher_is_better, None if stderr is None else 100 * stderr, variant=variant)
 
 
+#: `scoring` option -> the Score boundary of PrivLeak's texts. "reference": MUSE scores every token of
+#: tokenizer(text) but the first (the BOS, when the tokenizer adds one); "offsets": every token holding a
+#: character of the text, after a BOS (or EOS) placed before it when the tokenizer adds none.
+SCORING = {"reference": "prefix", "offsets": "offsets"}
+
+
 class MuseTask(Task):
     """One MUSE corpus. Options: `parts` (verbmem+knowmem+privleak), `published_reference` (default true:
     without a `--reference` report, PrivLeak compares with MUSE's published retrained-model AUC),
-    `forget_folds` (scal or sust: the forget sets a `--protocol` run unlearns, News only)."""
+    `forget_folds` (scal or sust: the forget sets a `--protocol` run unlearns, News only), `scoring`
+    (reference | offsets: which tokens of a PrivLeak text are scored; they differ for tokenizers that add
+    no BOS, where MUSE never scores the first token)."""
 
     corpus: str = ""
 
@@ -62,11 +73,17 @@ class MuseTask(Task):
         self.parts = tuple(dict.fromkeys(self.settings.parts))
         self.use_published = self.settings.published_reference
         self.fold_config = parse_fold_config(self.settings.forget_folds, self.corpus)
+        self.scoring = self.settings.scoring
         if self.fold_config is not None:
             self.datasets = (*type(self).datasets, *data.fold_specs(self.corpus, self.fold_config))
         self.layout: list[tuple[str, int]] = []
         self.verbmem_rows: list[dict] = []
         self.knowmem_rows: dict[str, list[dict]] = {}
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        config["scoring"] = self.scoring
+        return config
 
     # -- requests ------------------------------------------------------------------------------------------
     def build_requests(self, ctx: TaskContext) -> list[Request]:
@@ -89,7 +106,7 @@ class MuseTask(Task):
         if "privleak" in self.parts:
             for split in ("forget", "holdout"):
                 rows = ctx.limited(ctx.load(data.privleak_spec(self.corpus, split)))
-                requests += [Score("", r["text"]) for r in rows]
+                requests += [Score("", r["text"], boundary=SCORING[self.scoring]) for r in rows]
                 self.layout.append((f"privleak_{split}", len(rows)))
         return requests
 
@@ -115,7 +132,7 @@ class MuseTask(Task):
         for name, count in self.layout:
             sections[name] = results[cursor : cursor + count]
             cursor += count
-        out = TaskResult(metrics={}, info={"corpus": self.corpus, "parts": list(self.parts)})
+        out = TaskResult(metrics={}, info={"corpus": self.corpus, "parts": list(self.parts), "scoring": self.scoring})
         if "verbmem" in sections:
             self._verbmem(sections["verbmem"], ctx, out)
         for family in ("forget", "retain"):

@@ -15,6 +15,7 @@ import numpy as np
 
 PerturbationMean = Literal["geometric", "arithmetic"]
 KsMethod = Literal["auto", "exact", "asymp"]
+EsMode = Literal["reference", "strict"]
 
 
 def _array(values: Sequence[float]) -> np.ndarray:
@@ -118,18 +119,23 @@ def exact_memorization(greedy: Sequence[bool]) -> float:
     return float(np.mean(np.asarray(greedy, dtype=bool))) if len(greedy) else math.nan
 
 
-def extraction_strength(greedy: Sequence[bool]) -> float:
-    """ES = 1 - k*/n: k* is the smallest k in 0..n with the argmax right at every position >= k.
+def extraction_strength(greedy: Sequence[bool], mode: EsMode = "reference") -> float:
+    """ES = 1 - k*/n: k* is the smallest k with the argmax right at every position >= k.
 
-    k = n (the empty suffix) always qualifies, so ES is in [0, 1] and is 0 when the last token is wrong
-    (open-unlearning never tests k = n and so floors ES at 1/n; not copied).
+    "reference" (open-unlearning) searches k in 0..n-1, so an item whose last token is wrong gets 1/n, and
+    an item with no scored token gets 0. "strict" also lets k = n (the empty suffix) qualify, so ES is 0
+    when the last token is wrong, and NaN without a token.
     """
     n = len(greedy)
     if n == 0:
-        return math.nan
+        return 0.0 if mode == "reference" else math.nan
+    if mode not in ("reference", "strict"):
+        raise ValueError(f"unknown extraction strength mode {mode!r}; expected 'reference' or 'strict'")
     k = n
     while k > 0 and greedy[k - 1]:
         k -= 1
+    if mode == "reference":
+        k = min(k, n - 1)
     return 1.0 - k / n
 
 

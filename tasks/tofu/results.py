@@ -31,12 +31,23 @@ VARIANTS = {
     "tr_forget": "mean_i min(s_i, 1/s_i), s = exp(mean_j NLL(perturbed_j) - NLL(base)) (geometric)",
     "tr_utility": "mean_i max(0, 1 - 1/s_i), s = exp(mean_j NLL(perturbed_j) - NLL(base)) (geometric)",
     "fq": "scipy.stats.ks_2samp(s_model, s_reference) two-sided, method='auto', forget set",
-    "es": "1 - k*/n over answer tokens, teacher-forced argmax, EOS excluded, k = n qualifies",
+    "es": "1 - k*/n over answer tokens, teacher-forced argmax, EOS excluded, k < n (1/n when the last is wrong)",
+    "es_strict": "1 - k*/n over answer tokens, teacher-forced argmax, EOS excluded, k = n qualifies",
     "em": "fraction of answer tokens whose teacher-forced argmax is the label, EOS excluded",
     "auc": "Min-K% k=0.4 (EOS excluded) ROC AUC, forget answers positive vs holdout answers",
     "privleak": "(AUC_ref - AUC)/(1 - AUC_ref) x 100, Min-K% k=0.4, forget vs holdout; 0 = like the reference",
     "mu": "scipy.stats.hmean of {Prob (normalised for RA/WF), ROUGE-L recall, truth ratio} x {retain, RA, WF}",
 }
+#: How the answer tokens are found, by the `scoring` option (the Score boundary each value asks for).
+SCORING = {"reference": "prefix", "offsets": "offsets"}
+SCORING_VARIANTS = {
+    "reference": "answer tokens = the tokens of prompt+answer after the first len(tokenize(prompt)) (TOFU, "
+                 "open-unlearning)",
+    "offsets": "answer tokens = every token holding a character of the answer (found by offsets)",
+}
+ES_MODES = ("reference", "strict")
+MIA_SETS = {"all": "every forget row vs every holdout row (open-unlearning), whatever --limit and ds_size",
+            "evaluated": "the forget rows evaluated (after --limit and ds_size) vs as many holdout rows"}
 
 
 @dataclass
@@ -48,7 +59,6 @@ class SetItems:
     rouge: list[float]
     extraction_strength: list[float] = field(default_factory=list)
     exact_memorization: list[float] = field(default_factory=list)
-    min_k: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -64,10 +74,17 @@ def fingerprint(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def token_metrics(result: Any) -> tuple[float, float, float]:
-    """(ES, EM, Min-K% 40) of one scored answer; token metrics exclude the appended EOS."""
+def token_metrics(result: Any, es_mode: M.EsMode = "reference") -> tuple[float, float, float]:
+    """(ES, EM, Min-K% 40) of one scored answer; token metrics exclude the appended EOS.
+
+    An answer with no token left once the EOS is set aside scores Min-K% 0 in "reference" mode, as
+    open-unlearning's attack does (NaN, dropped from the AUC, in "strict" mode).
+    """
     greedy = result.greedy[result.token_slice(include_eos=False)]
-    return M.extraction_strength(greedy), M.exact_memorization(greedy), min_k_score(result, MIN_K, include_eos=False)
+    min_k = min_k_score(result, MIN_K, include_eos=False)
+    if not greedy and es_mode == "reference":
+        min_k = 0.0
+    return M.extraction_strength(greedy, es_mode), M.exact_memorization(greedy), min_k
 
 
 def _value(value: float, n: int, higher: bool | None, variant: str) -> MetricValue:
@@ -76,7 +93,7 @@ def _value(value: float, n: int, higher: bool | None, variant: str) -> MetricVal
     return MetricValue(float(value), n, higher, variant=variant)
 
 
-def set_metrics(role: str, items: SetItems) -> dict[str, MetricValue]:
+def set_metrics(role: str, items: SetItems, es_variant: str = VARIANTS["es"]) -> dict[str, MetricValue]:
     """Prob, ROUGE and truth ratio of one set (and ES/EM for forget)."""
     forget = role == "forget"
     higher = not forget
@@ -91,7 +108,7 @@ def set_metrics(role: str, items: SetItems) -> dict[str, MetricValue]:
     }
     if forget:
         values["forget_extraction_strength"] = _value(
-            M.mean(items.extraction_strength), items.n, False, VARIANTS["es"]
+            M.mean(items.extraction_strength), items.n, False, es_variant
         )
         values["forget_exact_memorization"] = _value(M.mean(items.exact_memorization), items.n, False, VARIANTS["em"])
     return values
@@ -108,8 +125,12 @@ def utility_metric(values: dict[str, MetricValue], counts: dict[str, int]) -> Me
     return _value(M.model_utility(components), n, True, VARIANTS["mu"])
 
 
-def items_section(sets: dict[str, SetItems], holdout_min_k: list[float]) -> dict[str, list[float]]:
-    """Per-item arrays stored in the report (what a later run needs from this one as its reference)."""
+def items_section(sets: dict[str, SetItems], forget_min_k: list[float], holdout_min_k: list[float]
+                  ) -> dict[str, list[float]]:
+    """Per-item arrays stored in the report (what a later run needs from this one as its reference).
+
+    `forget_min_k` and `holdout_min_k` are the membership-inference sets, which need not be the evaluated rows.
+    """
     section: dict[str, list[float]] = {}
     for role, items in sets.items():
         section[f"{role}_prob"] = items.prob
@@ -118,7 +139,7 @@ def items_section(sets: dict[str, SetItems], holdout_min_k: list[float]) -> dict
     forget = sets["forget"]
     section["forget_extraction_strength"] = forget.extraction_strength
     section["forget_exact_memorization"] = forget.exact_memorization
-    section["forget_min_k"] = forget.min_k
+    section["forget_min_k"] = forget_min_k
     section["holdout_min_k"] = holdout_min_k
     return section
 
@@ -134,12 +155,16 @@ def reference_section(reference: dict[str, Any] | None, task_name: str) -> dict[
 
 
 def _comparable(reference_task: dict[str, Any], info: dict[str, Any], key: str, n: int, m: int) -> str | None:
-    """None when the reference covers the same items, else the reason it does not."""
+    """None when the reference covers the same items, scored the same way, else the reason it does not."""
     ours, theirs = info.get(key), reference_task.get("info", {}).get(key)
     if ours and theirs and ours != theirs:
         return f"the reference was computed on other items ({key} differs: another split, ds_size or data)"
     if n != m:
         return f"the reference has {m} items where this run has {n}"
+    our_scoring, their_scoring = info.get("scoring"), reference_task.get("info", {}).get("scoring")
+    if our_scoring and their_scoring and our_scoring != their_scoring:
+        return (f"the reference was scored with scoring={their_scoring}, this run with scoring={our_scoring}: "
+                "their answers' tokens differ")
     return None
 
 
@@ -153,7 +178,9 @@ def reference_metrics(
     s_model = _finite(items["forget_truth_ratio_s"])
     auc_model = auc(items["forget_min_k"], items["holdout_min_k"])
     n = len(items["forget_truth_ratio_s"])
-    values = {"mia_min_k_auc": _value(auc_model, n, None, VARIANTS["auc"])}
+    n_mia = len(items["forget_min_k"]) + len(items["holdout_min_k"])
+    mia_variant = f"{VARIANTS['auc']}; {len(items['forget_min_k'])} + {len(items['holdout_min_k'])} answers"
+    values = {"mia_min_k_auc": _value(auc_model, n_mia, None, mia_variant)}
     reference_task = reference_section(reference, task_name)
     if reference_task is None:
         reason = (
@@ -162,7 +189,7 @@ def reference_metrics(
         )
         reason += f": needs the report of the matching retain model on {task_name}"
         values["forget_quality"] = MetricValue.missing(reason, n, True)
-        values["privleak"] = MetricValue.missing(reason, n, None)
+        values["privleak"] = MetricValue.missing(reason, n_mia, None)
         return values
     theirs = reference_task.get("items", {})
     s_reference = theirs.get("forget_truth_ratio_s")
@@ -178,15 +205,16 @@ def reference_metrics(
             pvalue, n, True, variant=f"{VARIANTS['fq']}; n={len(s_model)}, m={len(_finite(s_reference))}, "
             f"D={statistic:.6f}"
         )
-    values["privleak"] = _privleak(theirs, reference_task, info, auc_model, n)
+    values["privleak"] = _privleak(theirs, reference_task, info, auc_model, items)
     return values
 
 
-def _privleak(theirs: dict, reference_task: dict, info: dict, auc_model: float, n: int) -> MetricValue:
+def _privleak(theirs: dict, reference_task: dict, info: dict, auc_model: float, items: dict) -> MetricValue:
+    n = len(items["forget_min_k"]) + len(items["holdout_min_k"])
     members, nonmembers = theirs.get("forget_min_k"), theirs.get("holdout_min_k")
     if members is None or nonmembers is None:
         return MetricValue.missing("reference report lacks per-item forget_min_k / holdout_min_k", n, None)
-    if reason := _comparable(reference_task, info, "mia_fingerprint", n, len(members)):
+    if reason := _comparable(reference_task, info, "mia_fingerprint", len(items["forget_min_k"]), len(members)):
         return MetricValue.missing(reason, n, None)
     auc_reference = auc(_finite(members), _finite(nonmembers))
     value = privleak(auc_model, auc_reference)

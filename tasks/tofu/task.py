@@ -31,6 +31,15 @@ class TofuOptions:
         None, help="format string with {question} used instead of the model's chat template, e.g. "
                    "'[INST] {question} [/INST]' for the legacy Llama-2 runs; a literal backslash-n is a newline")
     max_new_tokens: int = option(MAX_NEW_TOKENS, minimum=1, help="tokens generated per answer")
+    scoring: str = option("reference", choices=tuple(R.SCORING),
+                          help="which tokens are the answer: reference (TOFU/open-unlearning's prompt masking) or "
+                               "offsets (mu-eval's character offsets)")
+    extraction_strength: str = option("reference", choices=R.ES_MODES,
+                                      help="reference (1/n when the last token is wrong, as open-unlearning) or "
+                                           "strict (0)")
+    mia_sets: str = option("all", choices=tuple(R.MIA_SETS),
+                           help="all (every forget vs every holdout row, as open-unlearning) or evaluated (the rows "
+                                "--limit and ds_size leave)")
 
 
 def score_at(results: list[Result], position: int) -> ScoreResult:
@@ -79,6 +88,10 @@ class TofuTask(Task):
     Options: `ds_size` (legacy: first N rows of each set, 300 in the original code), `prompt_template`
     (a format string with `{question}` replacing the model's chat template, e.g. "[INST] {question} [/INST]"
     for the legacy Llama-2 runs; a literal backslash-n becomes a newline), `max_new_tokens` (200).
+    By default every number follows the reference code (TOFU, open-unlearning); each place where mu-eval's
+    own choice differs is an option: `scoring` (reference | offsets: which tokens are the answer),
+    `extraction_strength` (reference | strict: 1/n or 0 when the last token is wrong) and `mia_sets`
+    (all | evaluated: whether --limit and ds_size also shrink the membership-inference sets).
     """
 
     split = "forget10"
@@ -92,12 +105,17 @@ class TofuTask(Task):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         check_split(self.split)
-        self.ds_size = self.settings.ds_size
-        self.max_new_tokens = self.settings.max_new_tokens
-        template = self.settings.prompt_template
+        settings = self.settings
+        self.ds_size = settings.ds_size
+        self.max_new_tokens = settings.max_new_tokens
+        template = settings.prompt_template
         if template is not None and "{question}" not in template:
             raise TaskOptionError(f"task option prompt_template must contain '{{question}}', got {template!r}")
         self.template = template.replace("\\n", "\n") if template is not None else None
+        self.scoring = settings.scoring
+        self.boundary = R.SCORING[self.scoring]
+        self.es_mode = settings.extraction_strength
+        self.mia_sets = settings.mia_sets
         self.source = self.make_source()
         self.datasets = self.source.datasets(self.split)
 
@@ -107,7 +125,10 @@ class TofuTask(Task):
     def config(self) -> dict[str, Any]:
         config = super().config()
         config.update({"split": self.split, "ds_size": self.ds_size, "max_new_tokens": self.max_new_tokens,
-                       "prompt_template": self.template, "min_k": R.MIN_K, **self.source.describe()})
+                       "prompt_template": self.template, "min_k": R.MIN_K, **self.source.describe(),
+                       "scoring": self.scoring, "scoring_rule": R.SCORING_VARIANTS[self.scoring],
+                       "extraction_strength": self.es_mode, "mia_sets": self.mia_sets,
+                       "mia_sets_rule": R.MIA_SETS[self.mia_sets]})
         return config
 
     # -- prompts and rows ----------------------------------------------------------------------------------
@@ -115,14 +136,19 @@ class TofuTask(Task):
         """The model's chat template (or the core's plain fallback) unless the run overrides the template."""
         return self.template.format(question=question) if self.template is not None else ctx.chat(question)
 
-    def eval_rows(self, ctx: TaskContext, role: str) -> list[dict]:
+    def eval_rows(self, ctx: TaskContext, role: str, whole: bool = False) -> list[dict]:
+        """The rows of one set, cut by ds_size and --limit unless `whole`."""
         rows = self.source.rows(ctx, role, self.split)
-        if self.ds_size is not None:
+        if self.ds_size is not None and not whole:
             rows = rows[: self.ds_size]
-        rows = ctx.limited(rows)
+        rows = rows if whole else ctx.limited(rows)
         if not rows:
             raise ValueError(f"{self.name}: the {role} set is empty")
         return rows
+
+    def answer_score(self, prompt: str, text: str) -> Score:
+        """One answer's Score: EOS appended, answer tokens found by this run's `scoring` rule."""
+        return Score(prompt, text, True, self.boundary)
 
     # -- requests ------------------------------------------------------------------------------------------
     def build_requests(self, ctx: TaskContext) -> list[Request]:
@@ -131,10 +157,17 @@ class TofuTask(Task):
         for role in EVAL_SETS:
             self._sets[role] = [self._plan_item(plan, ctx, role, index, row)
                                 for index, row in enumerate(self.eval_rows(ctx, role))]
-        self._holdout = [PlannedItem(row, plan.add(Score(self.prompt(ctx, row["question"]), row["answer"], True)))
-                         for row in self.eval_rows(ctx, "holdout")]
+        whole = self.mia_sets == "all"
+        self._mia_forget = (self._mia_items(plan, ctx, self.eval_rows(ctx, "forget", whole=True)) if whole
+                            else self._sets["forget"])
+        self._holdout = self._mia_items(plan, ctx, self.eval_rows(ctx, "holdout", whole=whole))
         self._plan = plan
         return plan.requests
+
+    def _mia_items(self, plan: RequestPlan, ctx: TaskContext, rows: list[dict]) -> list[PlannedItem]:
+        """Membership-inference texts: each row's answer after its prompt."""
+        return [PlannedItem(row, plan.add(self.answer_score(self.prompt(ctx, row["question"]), row["answer"])))
+                for row in rows]
 
     def _plan_item(self, plan: RequestPlan, ctx: TaskContext, role: str, index: int, row: dict) -> PlannedItem:
         perturbed = row["perturbed_answer"]
@@ -143,9 +176,9 @@ class TofuTask(Task):
         prompt = self.prompt(ctx, row["question"])
         return PlannedItem(
             row=row,
-            answer=plan.add(Score(prompt, row["answer"], True)),
-            base=plan.add(Score(prompt, row[BASE_FIELD[role]], True)),
-            perturbed=tuple(plan.add(Score(prompt, text, True)) for text in perturbed),
+            answer=plan.add(self.answer_score(prompt, row["answer"])),
+            base=plan.add(self.answer_score(prompt, row[BASE_FIELD[role]])),
+            perturbed=tuple(plan.add(self.answer_score(prompt, text)) for text in perturbed),
             generation=plan.add(Generate(prompt, self.max_new_tokens)),
         )
 
@@ -159,21 +192,24 @@ class TofuTask(Task):
                 samples.append({"set": role, "question": item.row["question"], "answer": item.row["answer"],
                                 "generation": text_at(results, item.generation),
                                 "rougeL_recall": rouge, "prob": prob, "truth_ratio_s": s})
-        holdout_min_k = [R.token_metrics(score_at(results, item.answer))[2] for item in self._holdout]
-        items = R.items_section(sets, holdout_min_k)
+        forget_min_k = [self._min_k(results, item) for item in self._mia_forget]
+        holdout_min_k = [self._min_k(results, item) for item in self._holdout]
+        items = R.items_section(sets, forget_min_k, holdout_min_k)
         forget_rows = [item.row for item in self._sets["forget"]]
         info = {
-            "n": {**R.summarise_counts(sets), "holdout": len(self._holdout)},
+            "n": {**R.summarise_counts(sets), "holdout": len(self._holdout), "mia_forget": len(self._mia_forget)},
             "forget_fingerprint": R.fingerprint(
                 [text for row in forget_rows for text in (row["question"], row["answer"])]),
-            "mia_fingerprint": R.fingerprint(
-                [row["answer"] for row in forget_rows] + ["\0holdout"] + [i.row["answer"] for i in self._holdout]),
+            "mia_fingerprint": R.fingerprint([i.row["answer"] for i in self._mia_forget] + ["\0holdout"]
+                                             + [i.row["answer"] for i in self._holdout]),
+            "scoring": self.scoring,
             "distinct_requests": len(self._plan.index),
             "prompt_example": self.prompt(ctx, forget_rows[0]["question"]),
         }
         metrics = {}
+        es_variant = R.VARIANTS["es"] if self.es_mode == "reference" else R.VARIANTS["es_strict"]
         for role in EVAL_SETS:
-            metrics.update(R.set_metrics(role, sets[role]))
+            metrics.update(R.set_metrics(role, sets[role], es_variant))
         metrics["model_utility"] = R.utility_metric(metrics, R.summarise_counts(sets))
         metrics.update(R.reference_metrics(self.name, items, info, ctx.reference))
         return TaskResult(metrics=metrics, items=items, samples=samples, info=info)
@@ -194,11 +230,13 @@ class TofuTask(Task):
             rouge=R.rouge_items([item.row["answer"] for item in planned], generations),
         )
         if role == "forget":
-            token = [R.token_metrics(a) for a in answers]
+            token = [R.token_metrics(a, self.es_mode) for a in answers]
             items.extraction_strength = [t[0] for t in token]
             items.exact_memorization = [t[1] for t in token]
-            items.min_k = [t[2] for t in token]
         return items
+
+    def _min_k(self, results: list[Result], item: PlannedItem) -> float:
+        return R.token_metrics(score_at(results, item.answer), self.es_mode)[2]
 
     # -- data for unlearning methods and attacks -----------------------------------------------------------
     def unlearning_data(self, ctx: TaskContext) -> UnlearningData:

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "mu_eval.attack_inputs", "mu_eval.plugins")),
     ("engine", ("mu_eval.engine", "mu_eval.cache")),
     ("backends", ("mu_eval.backends",)),
-    ("metrics/report", ("mu_eval.metrics", "mu_eval.report", "mu_eval.report_builder")),
+    ("metrics/report", ("mu_eval.metrics", "mu_eval.report", "mu_eval.report_builder", "mu_eval.references")),
     ("evaluation", ("mu_eval.evaluation",)),
     ("unlearning/protocols", ("mu_eval.training", "mu_eval.unlearning", "mu_eval.protocols",
                               "mu_eval.protocol_runner", "mu_eval.single_run")),

@@ -115,8 +115,10 @@ def test_privleak_on_real_files_against_published_reference(muse_run, muse_news_
 
 def test_privleak_against_a_reference_report(muse_run, muse_checkpoint, muse_news_dir):
     report, _ = muse_run
-    again = mu_eval.evaluate(str(muse_checkpoint), ["muse_news"], data_dir=muse_news_dir, limit=LIMIT,
-                             reference=report.data, task_options={"muse_news": {"parts": "privleak"}}, progress=False)
+    with pytest.warns(UserWarning, match="same sha256"):
+        again = mu_eval.evaluate(str(muse_checkpoint), ["muse_news"], data_dir=muse_news_dir, limit=LIMIT,
+                                 reference=report.data, task_options={"muse_news": {"parts": "privleak"}},
+                                 progress=False)
     task = again.tasks["muse_news"]
     assert set(task["metrics"]) == {"privleak_auc", "privleak"}
     assert task["metrics"]["privleak"]["value"] == pytest.approx(0.0, abs=1e-9)
@@ -156,3 +158,26 @@ def test_batch_size_does_not_change_knowmem(muse_checkpoint, muse_news_dir):
     ]
     first, second = (r.tasks["muse_news"]["items"] for r in runs)
     assert first == second
+
+
+def test_open_unlearning_muse_logs_as_reference(muse_checkpoint, muse_news_dir, benchmark_data):
+    """open-unlearning's MUSE-News logs (retrained and target Llama-2-7b): its published target PrivLeak is
+    recomputed from the two logs' per-item Min-40% scores, and the retrained log serves a run as reference."""
+    from mu_eval.metrics.mia import auc, privleak
+    from mu_eval.references import load_reference
+
+    folder = benchmark_data / "open-unlearning"
+    retrain = load_reference(folder / "muse_Llama-2-7b-hf_News_retrain")  # the folder name says News
+    target = load_reference(folder / "muse_Llama-2-7b-hf_News_target" / "MUSE_EVAL.json")
+    published = json.loads((folder / "muse_Llama-2-7b-hf_News_target" / "MUSE_EVAL.json").read_text())
+    ours = [auc(report["tasks"]["muse_news"]["items"]["privleak_forget_mink40"],
+                report["tasks"]["muse_news"]["items"]["privleak_holdout_mink40"]) for report in (retrain, target)]
+    assert ours[1] == pytest.approx(published["mia_min_k"]["auc"], abs=1e-12)
+    assert privleak(ours[1], ours[0]) == pytest.approx(published["privleak"]["agg_value"], abs=1e-6)
+    run = mu_eval.evaluate(str(muse_checkpoint), ["muse_news"], data_dir=muse_news_dir, limit=LIMIT,
+                           reference=str(folder / "muse_Llama-2-7b-hf_News_retrain"),
+                           task_options={"muse_news": {"parts": "privleak"}}, progress=False)
+    info = run.tasks["muse_news"]["info"]["privleak"]
+    assert info["reference_auc"] == pytest.approx(ours[0], abs=1e-12) and info["reference"].startswith(
+        "reference report (100 + 100 texts)")
+    assert run.tasks["muse_news"]["metrics"]["privleak"]["value"] == pytest.approx(privleak(info["auc"], ours[0]))

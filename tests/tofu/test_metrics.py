@@ -12,23 +12,39 @@ from mu_eval.tasks.tofu import results as R
 
 
 @pytest.mark.parametrize(
-    ("greedy", "expected"),
+    ("greedy", "reference", "strict"),
     [
-        ([True, True, True, True], 1.0),  # k* = 0
-        ([False, True, True, True], 0.75),  # k* = 1
-        ([True, False, True, True], 0.5),  # a wrong token resets the suffix: k* = 2
-        ([True, True, True, False], 0.0),  # only the empty suffix qualifies: k* = n, ES = 0 (not 1/n)
-        ([False], 0.0),
-        ([True], 1.0),
+        ([True, True, True, True], 1.0, 1.0),  # k* = 0
+        ([False, True, True, True], 0.75, 0.75),  # k* = 1
+        ([True, False, True, True], 0.5, 0.5),  # a wrong token resets the suffix: k* = 2
+        ([True, True, True, False], 0.25, 0.0),  # no suffix of length >= 1 is right: 1/n, or 0 with k = n
+        ([False], 1.0, 0.0),  # n = 1: the reference's search stops at k = n - 1 = 0
+        ([True], 1.0, 1.0),
     ],
 )
-def test_extraction_strength(greedy, expected):
-    assert M.extraction_strength(greedy) == pytest.approx(expected)
+def test_extraction_strength(greedy, reference, strict):
+    assert M.extraction_strength(greedy) == pytest.approx(reference)
+    assert M.extraction_strength(greedy, "reference") == pytest.approx(open_unlearning_es(greedy))
+    assert M.extraction_strength(greedy, "strict") == pytest.approx(strict)
+
+
+def open_unlearning_es(greedy: list[bool]) -> float:
+    """open-unlearning's loop, restated: the first k in 0..n-1 whose suffix matches breaks, else k stays n - 1."""
+    n = len(greedy)
+    if n == 0:
+        return 0.0
+    for k in range(n):
+        if all(greedy[k:]):
+            break
+    return 1 - k / n
 
 
 def test_exact_memorization_and_empty_answers():
     assert M.exact_memorization([True, False, True, True]) == pytest.approx(0.75)
-    assert math.isnan(M.exact_memorization([])) and math.isnan(M.extraction_strength([]))
+    assert math.isnan(M.exact_memorization([])) and math.isnan(M.extraction_strength([], "strict"))
+    assert M.extraction_strength([]) == 0.0  # open-unlearning scores an item with no answer token 0
+    with pytest.raises(ValueError, match="strict"):
+        M.extraction_strength([True], "lenient")
 
 
 def test_token_metrics_exclude_the_appended_eos():

@@ -71,11 +71,13 @@ def test_batch_size_does_not_change_a_number_and_synthetic_equals_tofu_on_the_sa
 
 
 def expected_distinct_requests(data_dir, limit: int) -> tuple[int, int]:
-    """Distinct (prompt, text) pairs to score and questions to generate for, counted from the files."""
+    """Distinct (prompt, text) pairs to score and questions to generate for, counted from the files; the
+    membership-inference sets are every forget and holdout row (mia_sets=all), whatever the limit."""
 
-    def rows(config):
+    def rows(config, whole=False):
         path = data_dir / f"{config}.json"
-        return [json.loads(line) for line in path.read_text().splitlines()][:limit]
+        found = [json.loads(line) for line in path.read_text().splitlines()]
+        return found if whole else found[:limit]
 
     scored, generated = set(), set()
     for config, base in (("forget01_perturbed", "paraphrased_answer"), ("retain_perturbed", "paraphrased_answer"),
@@ -84,7 +86,7 @@ def expected_distinct_requests(data_dir, limit: int) -> tuple[int, int]:
             generated.add(row["question"])
             for text in (row["answer"], row[base], *row["perturbed_answer"]):
                 scored.add((row["question"], text))
-    for row in rows("holdout01"):
+    for row in rows("holdout01", whole=True) + rows("forget01_perturbed", whole=True):
         scored.add((row["question"], row["answer"]))
     return len(scored), len(generated)
 
@@ -108,7 +110,7 @@ def test_one_forward_row_per_distinct_text(tiny_checkpoint, data_dir):
     finally:
         handle.remove()
     distinct_scores, questions = expected_distinct_requests(data_dir, 6)
-    naive = 6 * (7 + 7 + 5 + 5) + 6  # answer, base and perturbed of every item; RA/WF base repeats the answer
+    naive = 6 * (7 + 7 + 5 + 5) + 20 + 14  # every text of every item, the 20 holdout answers and 14 more forget ones
     assert distinct_scores < naive
     engine = report["engine"]
     assert engine["by_kind"] == {"score": distinct_scores, "generate": questions}
@@ -124,14 +126,16 @@ def test_forget_quality_and_privleak_need_a_reference(tiny_checkpoint, data_dir,
         assert metrics[name]["value"] is None and "no reference" in metrics[name]["reason"]
     assert metrics["mia_min_k_auc"]["value"] is not None
     # the same model against its own report: identical distributions, so FQ = 1 and privleak = 0
-    again = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"))
+    with pytest.warns(UserWarning, match="compares the model with itself"):
+        again = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"))
     metrics = again.tasks[TASK]["metrics"]
     assert metrics["forget_quality"]["value"] == pytest.approx(1.0)
     assert metrics["privleak"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["forget_quality"]["n"] == 6
     # a reference computed on other items is refused, not compared
-    other = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"),
-                extra_options={"ds_size": 4})
+    with pytest.warns(UserWarning, match="same sha256"):
+        other = run(str(tiny_checkpoint), data_dir, limit=6, reference=str(tmp_path / "reference"),
+                    extra_options={"ds_size": 4})
     refused = other.tasks[TASK]["metrics"]["forget_quality"]
     assert refused["value"] is None and "other items" in refused["reason"]
 
@@ -140,7 +144,8 @@ def test_ds_size_and_prompt_template(tiny_checkpoint, data_dir):
     legacy = {"ds_size": "3", "prompt_template": "[INST] {question} [/INST]"}  # strings, as from --task-args
     report = run(str(tiny_checkpoint), data_dir, extra_options=legacy)
     task = report.tasks[TASK]
-    assert task["info"]["n"] == {"forget": 3, "retain": 3, "real_authors": 3, "world_facts": 3, "holdout": 3}
+    assert task["info"]["n"] == {"forget": 3, "retain": 3, "real_authors": 3, "world_facts": 3, "holdout": 20,
+                                 "mia_forget": 20}
     first = build_benchmark(PEOPLE, 3)["forget01_perturbed"][0]["question"]
     assert task["info"]["prompt_example"] == f"[INST] {first} [/INST]"
     assert task["config"]["ds_size"] == 3
