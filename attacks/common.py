@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from mu_eval import attack_inputs
@@ -56,9 +57,9 @@ def load_backend(path: str, ctx: AttackContext, attack: str, role: str) -> Backe
         raise AttackError(f"attack {attack!r}: cannot load the {role} model {path!r}: {error}") from error
 
 
-def answer_on(backend: Backend, requests: list[Request]) -> list[Result]:
+def answer_on(backend: Backend, requests: Sequence[Request]) -> list[Result]:
     """Answers from another model, through a fresh engine (batched and deduplicated like the run's)."""
-    return Engine(backend, progress=False).run(requests)
+    return Engine(backend, progress=False).run(list(requests))
 
 
 def backend_for(model: Any, ctx: AttackContext, model_id: str) -> Backend:

@@ -1,7 +1,7 @@
 """Membership inference (`mia`): LOSS, Zlib, Min-K%, Min-K%++, reference model and gradient norm.
 
 Every score is member-oriented (higher = more likely trained on) and every AUC takes the members (the
-forget set) as the positive class, as in attacks-and-methods.md §1: ~1 the forget set still looks trained
+forget set) as the positive class (docs/attacks.md): ~1 the forget set still looks trained
 on, ~0.5 it looks like never-seen data, < 0.5 it looks less familiar than unseen data (over-unlearning).
 The four single-pass scores come from the Score answers of this run's engine (free when a task already
 asked the same requests); the reference score needs one pass of the reference model and the gradient
@@ -19,6 +19,7 @@ from mu_eval.attacks.common import answer_on, free_memory, load_backend, require
 from mu_eval.attacks.gradnorm import gradient_norm_scores
 from mu_eval.metrics import mia as mia_scores
 from mu_eval.options import option
+from mu_eval.requests import ScoreResult
 
 ALL_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference", "gradnorm")
 DEFAULT_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm")
@@ -45,6 +46,13 @@ def score_section(members: list[float], nonmembers: list[float], reference_value
         if section["privleak"] is None:
             section["privleak_reason"] = "undefined: reference AUC is 1 or an AUC is not finite"
     return section
+
+
+def score_of(result: Any) -> ScoreResult:
+    """A Score request's answer (the engine answers each request with its kind's result)."""
+    if not isinstance(result, ScoreResult):
+        raise TypeError(f"expected a ScoreResult, got {type(result).__name__}")
+    return result
 
 
 @dataclass
@@ -147,7 +155,8 @@ class MembershipInference(ConfiguredAttack):
                 requests = membership.members + membership.nonmembers
                 own = ctx.answer(requests)
                 theirs = answer_on(backend, requests)
-                values = [mia_scores.reference_score(a, b, include_eos) for a, b in zip(own, theirs)]
+                values = [mia_scores.reference_score(score_of(a), score_of(b), include_eos)
+                          for a, b in zip(own, theirs)]
                 n = len(membership.members)
                 per_task[task_name]["reference"] = (values[:n], values[n:])
         finally:

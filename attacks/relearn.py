@@ -114,9 +114,11 @@ class RelearnAttack(ConfiguredAttack):
         if not 0 < config["fraction"] <= 1:
             raise AttackError(f"attack 'relearn': fraction={config['fraction']} must be in (0, 1]")
         seed = ctx.seed if config["seed"] is None else config["seed"]
+        data: dict[str, list[TextExample] | None]
         if corpus is None:
-            data, skipped = self._forget_data(ctx)
-            chosen = {name: relearn_slice(examples, config["fraction"], seed) for name, examples in data.items()}
+            forget, skipped = self._forget_data(ctx)
+            chosen = {name: relearn_slice(examples, config["fraction"], seed) for name, examples in forget.items()}
+            data = dict(forget)
             relearn_set: dict[str, Any] = {"source": "forget_slice", "path": None, "format": None,
                                            "n_documents": None, "sha256": None, "fraction": config["fraction"]}
         else:
@@ -137,11 +139,11 @@ class RelearnAttack(ConfiguredAttack):
             curves.update(measured)
             losses.update(dict.fromkeys(task_names, run_losses))
         sections: dict[str, Any] = {}
-        for task_name, examples in data.items():
+        for task_name, forget_examples in data.items():
             metric_names, declared = names[task_name]
             curve = curves[task_name]
             section: dict[str, Any] = {
-                "n_forget": None if examples is None else len(examples),
+                "n_forget": None if forget_examples is None else len(forget_examples),
                 "n_relearn": len(corpus.documents) if corpus else len(chosen[task_name]),
                 "relearn_indices": None if corpus else chosen[task_name],
                 "metrics": metric_names,
@@ -181,7 +183,8 @@ class RelearnAttack(ConfiguredAttack):
         """One relearning run per task on its forget slice, or one for all tasks on the file's documents."""
         if corpus is not None:
             return {"text_file": (list(data), corpus.examples())}
-        return {name: ([name], [examples[i] for i in chosen[name]]) for name, examples in data.items()}
+        return {name: ([name], [examples[i] for i in chosen[name]]) for name, examples in data.items()
+                if examples is not None}
 
     @staticmethod
     def _forget_examples(task: Task, task_ctx: Any) -> list[TextExample] | None:

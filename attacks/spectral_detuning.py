@@ -3,8 +3,8 @@
 N LoRA fine-tunes of one model give, per layer, W'_i = W_P + M_i with rank(M_i) <= r. Spectral DeTuning
 recovers W_P layer by layer, without data or gradients, by alternating
 M_i := best rank-`rank` approximation of W'_i - W* (randomised SVD, q = rank) and W* := mean(W'_i - M_i),
-with the increase-on-plateau rank scheduler of attacks-and-methods.md §2.3. The plain mean of the W'_i is
-the "Mean-LoRA" baseline. W-Error = mean over layers of log10 MSE(W*, W_P) when the true base is known.
+with the paper's increase-on-plateau rank scheduler (docs/attacks.md). The plain mean of the W'_i is the
+"Mean-LoRA" baseline. W-Error = mean over layers of log10 MSE(W*, W_P) when the true base is known.
 
 Library use: `recover(variants, rank=..., base=...)` returns the recovered layers and the errors;
 `recover_layer(weights, rank)` is the algorithm on one layer; `save_recovered` writes a checkpoint.
@@ -272,8 +272,10 @@ class SpectralDetuningAttack(ConfiguredAttack):
             raise AttackError("attack 'spectral_detuning': saving or evaluating the recovered model needs a "
                               "checkpoint folder among the variants or adapter_base=PATH")
         if config["output"]:
+            assert template is not None
             section["output"] = str(save_recovered(recovery, template, config["output"]))
         if config["evaluate"]:
+            assert template is not None
             model, _ = build_recovered(recovery, template)
             model.to(getattr(ctx.backend, "device", "cpu"))
             results = evaluate_model(ctx, model, ctx.tasks, "spectral detuning recovery")

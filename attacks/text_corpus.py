@@ -91,7 +91,7 @@ def read_text_file(path: str, attack: str = "relearn") -> TextCorpus:
         else:
             texts = _texts_from_rows(_read_rows(file), where)
     except (DataError, OSError, UnicodeDecodeError) as error:
-        raise AttackError(f"{where} cannot be read: {_one_line(error)}") from error
+        raise AttackError(f"{where} cannot be read: {_one_line(str(error))}") from error
     documents = tuple(text for text in texts if text.strip())
     if not documents:
         raise AttackError(f"{where} holds no documents")

@@ -1,7 +1,7 @@
 """Scoring throughput: tokens/s and model FLOP utilisation of the Score pass of TOFU forget10.
 
 Fast path: every distinct Score request of the evaluation (the registered `tofu_forget10` task's own
-requests when it is installed, else the mirror of benchmarks.md §1 in benchmarks/tofu.py) answered by
+requests when it is installed, else the TOFU mirror in benchmarks/tofu.py) answered by
 mu_eval's Engine and HFBackend. Baseline, side by side in the same run: the reference-style sweeps
 (one per metric, batches of 32 rows in dataset order, float32 log-softmax over the whole vocabulary).
 

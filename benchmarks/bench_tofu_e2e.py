@@ -3,7 +3,7 @@
 Paths, side by side in one run on the same model and data:
 - task: `mu_eval.evaluate((model, tokenizer), ["tofu_forget10"], data_dir=...)` when the task is registered
   (skipped, with the reason recorded, when it is not);
-- mirror: the same requests (benchmarks.md §1) through one Engine sweep, metrics by benchmarks/tofu.py;
+- mirror: the same requests (docs/tofu.md) through one Engine sweep, metrics by benchmarks/tofu.py;
 - baseline: one sweep per metric (batch 32, float32 log-softmax over the vocabulary) and plain batched
   `model.generate` at batch 32 (benchmarks/tofu_baseline.py).
 The metric values of each fast path are compared with the baseline's by name.

@@ -206,7 +206,7 @@ def model_info(setup: Setup) -> dict[str, Any]:
 def tolerances(dtype: str) -> dict[str, Any]:
     """Agreement tolerances: tight in float32 (the strict check; run with --dtype float32 on a GPU for it).
 
-    In bf16/fp16 logits depend on batch shape (spec §0.2) and lm-eval's log-softmax runs in the model's
+    In bf16/fp16 logits depend on batch shape and lm-eval's log-softmax runs in the model's
     dtype, so greedy generations and multiple-choice picks may differ at near-ties: values derived from
     them (ROUGE, model utility, accuracies) are then reported but not judged; the share of identical
     choices and argmax flags is judged instead."""

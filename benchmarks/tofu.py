@@ -1,6 +1,6 @@
 """TOFU forget10 as the benchmarks evaluate it: the plan (prompts, answers), per-item values and metrics.
 
-Both paths feed the same metric functions (benchmarks.md §1), so any difference between their metric
+Both paths feed the same metric functions (docs/tofu.md), so any difference between their metric
 values comes from the model passes, never from the formulas. Metric names are those of the
 `tofu_forget10` task's report, so that its values can be compared with the baseline's by name. The fast
 path asks the engine one request per distinct text; the baseline (benchmarks/tofu_baseline.py) runs one
@@ -294,7 +294,7 @@ def task_requests(backend: Any, data_dir: Path) -> tuple[list[Request] | None, s
 
     task, reason = registered_task()
     if task is None:
-        return None, f"mirror of benchmarks.md §1 ({reason})"
+        return None, f"TOFU mirror ({reason})"
     ctx = TaskContext(load=lambda spec: load_rows(spec, data_dir), chat=backend.chat_formatter(),
                       uses_chat_template=backend.has_chat_template(), options=dict(task.options))
     return list(task.build_requests(ctx)), f"task {TASK_NAME}"

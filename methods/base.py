@@ -1,7 +1,7 @@
 """What the LLM methods share: their training options and the forget/retain loop built on `mu_eval.training`.
 
 A method that is a loss (GradAscent, NPO, DPO, UNDIAL, ...) only writes `forget_loss`; the objective is
-always L = forget_weight * L_forget + retain_weight * L_retain (spec section 4), trained by the one loop in
+always L = forget_weight * L_forget + retain_weight * L_retain (docs/methods.md), trained by the one loop in
 `mu_eval.training`, optionally through LoRA adapters that are merged back afterwards.
 """
 
@@ -111,7 +111,8 @@ class LLMMethod(ConfiguredMethod):
     """A forget loss plus the shared retain term, trained on paired forget/retain batches.
 
     Subclasses set `name`, `Options` (a `TrainOptions` subclass with their defaults) and `forget_loss`;
-    `needs_reference` makes a frozen copy of the model before unlearning available to the loss.
+    `needs_reference` (or `uses_reference()`, for a method whose options decide) makes a frozen copy of the
+    model before unlearning available to the loss.
     """
 
     kind = "llm"
@@ -122,6 +123,10 @@ class LLMMethod(ConfiguredMethod):
     #: and why in `image_refusal` (`check_data_kind` stops the run with that reason).
     accepts_images: ClassVar[bool] = True
     image_refusal: ClassVar[str] = ""
+
+    def uses_reference(self) -> bool:
+        """Whether the forget loss reads the reference model (by default: the class's `needs_reference`)."""
+        return self.needs_reference
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -194,7 +199,7 @@ class LLMMethod(ConfiguredMethod):
             )
         forget = self.forget_items(tokenizer, data.forget)
         retain = encode_examples(tokenizer, data.retain, options.max_length) if use_retain else []
-        needs_reference = self.needs_reference or (use_retain and options.retain_loss == "kl")
+        needs_reference = self.uses_reference() or (use_retain and options.retain_loss == "kl")
         if options.reference_model and not needs_reference:
             raise MethodError(f"method {self.name!r} has no reference term here, so reference_model="
                               f"{options.reference_model!r} would have no effect; drop it, or use a method with one "

@@ -94,8 +94,10 @@ class SURE(LLMMethod):
             )
         if settings.lora_r > 0:
             raise MethodOptionError("method 'sure' masks rows of the model's own weights; it does not run with LoRA")
-        self.needs_reference = settings.objective == "npo"
         self.masks: dict[str, torch.Tensor] = {}
+
+    def uses_reference(self) -> bool:
+        return self.settings.objective == "npo"
 
     def forget_loss(self, model: Any, batch: Any, reference: Reference | None) -> torch.Tensor:
         if self.settings.objective == "npo":

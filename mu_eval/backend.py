@@ -6,7 +6,7 @@ default, so a backend plugin sees in one place what it must and what it may impl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from mu_eval.inputs import InputStore
@@ -45,14 +45,15 @@ class Backend:
     torch_model: Any = None
     tokenizer: Any = None
     _inputs: InputStore | None = None
+    _device: Any = None
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, model: str, model_args: dict[str, Any] | None = None, device: str | None = None,
-        use_chat_template: bool = True,
+        cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None, **options: Any
     ) -> Backend:
-        """Load `model` (a local path or a hub id) with `--model-args`; unknown model args are an error."""
+        """Load `model` (a local path or a hub id) with `--model-args`; unknown model args are an error.
+        `options` are the run's settings the backend may use (`use_chat_template`)."""
         raise BackendError(f"backend {cls.name!r} cannot load a checkpoint")
 
     @classmethod
@@ -64,7 +65,7 @@ class Backend:
     @property
     def device(self) -> Any:
         """Where the model runs (a torch device or a string); None when the backend does not say."""
-        return None
+        return self._device
 
     @property
     def inputs(self) -> InputStore:

@@ -9,7 +9,7 @@ many rows per decoding step (each step costs about the same fixed overhead whate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ class Engine:
         answers = self.answer(requests)
         return [answers[r] for r in requests]
 
-    def run_tasks(self, requests_by_task: dict[str, list[Request]]) -> dict[str, list[Result]]:
+    def run_tasks(self, requests_by_task: Mapping[str, Sequence[Request]]) -> dict[str, list[Result]]:
         """Pool all tasks' requests into one sweep and give each task its answers in its own order."""
         pooled = [r for requests in requests_by_task.values() for r in requests]
         answers = self.answer(pooled)

@@ -31,8 +31,8 @@ class Method:
     description: str = ""
     #: Whether the method trains on image+text examples (MLLMU-Bench); a method that cannot says why in
     #: `image_refusal`, which the harness shows when a run gives it pictures.
-    accepts_images: bool = False
-    image_refusal: str = ""
+    accepts_images: ClassVar[bool] = False
+    image_refusal: ClassVar[str] = ""
     #: Whether the method may show progress bars; the harness sets it from the run (off under `--quiet`).
     #: Not an option: it changes no result, so it is not recorded in the method's configuration.
     progress: bool = True
@@ -58,6 +58,7 @@ class ConfiguredMethod(Method):
     Options: ClassVar[type]
 
     def __init__(self, **options: Any) -> None:
+        self.settings: Any
         try:
             self.settings = parse_options(self.Options, options, f"method {self.name!r}")
         except OptionError as error:

@@ -40,7 +40,7 @@ def option(
     help: str = "",
     minimum: float | None = None,
     maximum: float | None = None,
-    choices: Iterable[str] = (),
+    choices: Iterable[Any] = (),
     prefix: str = "",
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:

@@ -256,7 +256,7 @@ class ClassifyResult:
 
 Result = ScoreResult | GenerateResult | ChooseResult | ClassifyResult
 
-RESULT_TYPES: dict[str, type] = {
+RESULT_TYPES: dict[str, type[Result]] = {
     "score": ScoreResult, "generate": GenerateResult, "choose": ChooseResult, "classify": ClassifyResult,
     "visual_generate": GenerateResult,
 }

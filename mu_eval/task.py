@@ -11,12 +11,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from mu_eval.data import DatasetSpec
 from mu_eval.inputs import InputStore
 from mu_eval.options import OptionError, parse_options
-from mu_eval.requests import Request, Result
+from mu_eval.requests import Request
 from mu_eval.task_data import (
     ClassifierExample,
     ClassifierUnlearningData,
@@ -26,6 +26,8 @@ from mu_eval.task_data import (
     TextExample,
     UnlearningData,
 )
+
+T = TypeVar("T")
 
 __all__ = [
     "ClassifierExample", "ClassifierUnlearningData", "ForgetFact", "ImageTextExample", "MembershipSet",
@@ -83,7 +85,8 @@ class TaskResult:
     run's `--reference`) and optional per-sample records for `--log-samples`."""
 
     metrics: dict[str, MetricValue]
-    items: dict[str, list[float | None]] = field(default_factory=dict)
+    #: Per-item values by name: numbers, or None where an item has none.
+    items: dict[str, list[Any]] = field(default_factory=dict)
     samples: list[dict] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -119,9 +122,10 @@ class TaskContext:
             return None
         return task.get("items")
 
-    def limited(self, rows: Sequence[dict]) -> list[dict]:
-        rows = list(rows)
-        return rows if self.limit is None else rows[: self.limit]
+    def limited(self, rows: Sequence[T]) -> list[T]:
+        """The first `limit` rows (all without a limit): what `--limit N` evaluates of each set."""
+        kept = list(rows)
+        return kept if self.limit is None else kept[: self.limit]
 
 
 class Task:
@@ -155,10 +159,13 @@ class Task:
         elif options:
             raise TaskOptionError(f"task {self.name!r} takes no options (got {', '.join(map(repr, options))})")
 
-    def build_requests(self, ctx: TaskContext) -> list[Request]:
+    def build_requests(self, ctx: TaskContext) -> Sequence[Request]:
+        """The task's requests, in an order it will recognise in `process_results`."""
         raise NotImplementedError
 
-    def process_results(self, results: list[Result], ctx: TaskContext) -> TaskResult:
+    def process_results(self, results: list[Any], ctx: TaskContext) -> TaskResult:
+        """Metric values from the answers to `build_requests`' requests, in the same order. The answers are
+        the `Result` types of the request kinds the task asked (`ScoreResult` for `Score`, ...)."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:

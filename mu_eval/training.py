@@ -79,7 +79,7 @@ def encode_examples(
 
         pictures = ImagePlaceholders(tokenizer)
     text_tokenizer = tokenizer.tokenizer if hasattr(tokenizer, "image_processor") else tokenizer
-    return [encode_image_text(pictures, e, max_length) if isinstance(e, ImageTextExample)
+    return [encode_image_text(pictures, e, max_length) if isinstance(e, ImageTextExample) and pictures is not None
             else _encode_within(text_tokenizer, e, max_length) for e in examples]
 
 
@@ -119,7 +119,7 @@ def encode_image_text(
     return EncodedImageText(tuple(ids), start, pixels, text.eos_appended, text.truncated, inputs)
 
 
-def _encode_within(tokenizer: Any, example: TextExample, max_length: int | None) -> EncodedScore:
+def _encode_within(tokenizer: Any, example: TextExample | ImageTextExample, max_length: int | None) -> EncodedScore:
     encoded = encode_score(tokenizer, example.prompt, example.answer, True, None)
     if max_length is None or len(encoded.input_ids) <= max_length:
         return encoded
@@ -308,7 +308,8 @@ def add_lora(
 
     target_modules = targets if isinstance(targets, str) else (list(targets) if targets else None)
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM",
+        r=r, lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int, and scales by any number
+        lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM",
     )
     try:
         with warnings.catch_warnings():

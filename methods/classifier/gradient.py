@@ -1,4 +1,4 @@
-"""Gradient methods on labelled data: FT, NegGrad, NegGrad+ and l1-sparse (attacks-and-methods.md §5)."""
+"""Gradient methods on labelled data: FT, NegGrad, NegGrad+ and l1-sparse (docs/methods.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registers the classifier unlearning methods (spec §5) through the `mu_eval` entry points, like any plugin."""
+"""Registers the classifier unlearning methods through the `mu_eval` entry points, like any plugin."""
 
 from __future__ import annotations
 

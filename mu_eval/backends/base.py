@@ -35,14 +35,14 @@ def model_identity(
     API hashes their weights when it caches.
     """
     path = Path(model).expanduser() if model is not None else None
-    local = path is not None and path.exists()
+    local = path if path is not None and path.exists() else None
+    name = str(local.resolve()) if local is not None else model
     identity = {
         "backend": backend,
         "answer_version": answer_version,
-        "model": (str(path.resolve()) if local else model) if model is not None
-        else model_id or f"in-memory {type(torch_model).__name__}",
+        "model": name if name is not None else model_id or f"in-memory {type(torch_model).__name__}",
         "revision": revision,
-        "weights_sha256": hash_weight_files(path) if local else None,
+        "weights_sha256": hash_weight_files(local) if local is not None else None,
         "dtype": str(next(torch_model.parameters()).dtype).removeprefix("torch."),
         "adapter": adapter,
         "quantization": None,
@@ -58,6 +58,10 @@ class TorchModelBackend(Backend):
     bumped whenever a change could change an answer, so that stale cache entries are not reused."""
 
     answer_version: int = 1
+
+    def __init__(self, model: Any, tokenizer: Any, *, identity: dict[str, Any], **options: Any) -> None:
+        self.hold_model(model, identity)
+        self.tokenizer = tokenizer
 
     def hold_model(self, model: Any, identity: dict[str, Any]) -> None:
         self.torch_model = model

@@ -7,6 +7,7 @@ input store (`Backend.inputs`, filled by the tasks through `classify_request`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +99,7 @@ class ClassifierBackend(TorchModelBackend):
         self._text_lengths: dict[str, int] = {}
 
     @classmethod
-    def from_pretrained(cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None,
+    def from_pretrained(cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None,
                         **options: Any) -> ClassifierBackend:
         from transformers import AutoConfig
 

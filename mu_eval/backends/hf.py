@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -57,7 +57,7 @@ class HFBackend(TorchModelBackend):
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None, **options: Any
+        cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None, **options: Any
     ) -> HFBackend:
         args = ModelArgs.parse(model_args, cls.name)
         device = device or default_device()

@@ -23,7 +23,7 @@ class EncodedScore:
 def adds_bos_itself(tokenizer: Any, text: str) -> bool:
     """A prompt from a chat template already carries the BOS text; adding another would double it."""
     bos = getattr(tokenizer, "bos_token", None)
-    return bool(bos) and text.startswith(bos)
+    return isinstance(bos, str) and bool(bos) and text.startswith(bos)
 
 
 def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:

@@ -76,7 +76,7 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
         model_kwargs = dict(kwargs, dtype=dtype)
         if args.attn_implementation:
             model_kwargs["attn_implementation"] = args.attn_implementation
-        torch_model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
+        torch_model: Any = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
     except OSError as error:
         raise BackendError(f"cannot load model {model!r}: {str(error).splitlines()[0]}") from error
     if args.peft:

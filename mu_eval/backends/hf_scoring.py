@@ -65,13 +65,16 @@ def selected_logits(model: Any, inputs: dict[str, torch.Tensor], rows: torch.Ten
     base_has_head = base is None or base is unwrapped or getattr(base, "get_output_embeddings", lambda: None)()
     if head is None or base_has_head or _logit_postprocessing(unwrapped.config):
         return model(**inputs).logits[rows, positions]
+    assert base is not None  # base_has_head is true otherwise
     hidden = base(**inputs).last_hidden_state
     return head(hidden[rows, positions])
 
 
 @torch.no_grad()
 def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[ScoreResult]:
-    rows, positions, targets = [], [], []
+    rows: list[int] = []
+    positions: list[int] = []
+    targets: list[int] = []
     for row, item in enumerate(encoded):
         count = len(item.input_ids) - item.start
         rows.extend([row] * count)

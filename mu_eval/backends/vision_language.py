@@ -15,7 +15,7 @@ feature; Idefics2: the same wrapped in `<fake_token_around_image>`) is read off 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,7 +249,7 @@ class VisionLanguageBackend(TorchModelBackend):
         self._placeholders: ImagePlaceholders | None = None
 
     @classmethod
-    def from_pretrained(cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None,
+    def from_pretrained(cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None,
                         **options: Any) -> VisionLanguageBackend:
         from transformers import AutoProcessor
 

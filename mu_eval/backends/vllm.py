@@ -9,7 +9,7 @@ tokenisation, since both encode through `hf_encoding`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mu_eval.backend import PLAIN_PROMPT, Backend, BackendError
@@ -76,10 +76,10 @@ class VLLMBackend(Backend):
         self._identity = identity
         self.use_chat_template = use_chat_template
         self.max_length = max_length or model_config(llm).max_model_len
-        self.device = "cuda"
+        self._device = "cuda"
 
     @classmethod
-    def from_pretrained(cls, model: str, model_args: dict[str, str] | None = None, device: str | None = None,
+    def from_pretrained(cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None,
                         **options: Any) -> VLLMBackend:
         try:
             from vllm import LLM

@@ -38,7 +38,8 @@ def format_number(value: float | None) -> str:
 def summary(result: DemoResult) -> str:
     """One row per metric, one column per model, then the timings and the two separation checks."""
     task = result.config.task_name
-    reports = {role: result.models[role].report for role in ROLES if role in result.models}
+    reports = {role: report for role in ROLES if role in result.models
+               and (report := result.models[role].report) is not None}
     first = next(iter(reports.values()))
     rows = [("metric", *reports, "n", "better")]
     for name, metric in first.tasks[task]["metrics"].items():

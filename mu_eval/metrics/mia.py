@@ -1,4 +1,4 @@
-"""Membership-inference scores, oriented so that higher = more likely a member (attacks-and-methods §1)."""
+"""Membership-inference scores, oriented so that higher = more likely a member (docs/attacks.md)."""
 
 from __future__ import annotations
 
@@ -87,14 +87,15 @@ def per_sample_scores(
     }
 
 
-def _clean(members: Sequence[float], nonmembers: Sequence[float]) -> tuple[np.ndarray, np.ndarray, int]:
+def _clean(members: Sequence[float] | np.ndarray, nonmembers: Sequence[float] | np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, int]:
     m = np.asarray(members, dtype=np.float64)
     h = np.asarray(nonmembers, dtype=np.float64)
     dropped = int((~np.isfinite(m)).sum() + (~np.isfinite(h)).sum())
     return m[np.isfinite(m)], h[np.isfinite(h)], dropped
 
 
-def auc(members: Sequence[float], nonmembers: Sequence[float]) -> float:
+def auc(members: Sequence[float] | np.ndarray, nonmembers: Sequence[float] | np.ndarray) -> float:
     """ROC AUC with members (forget set) as the positive class: P(s_member > s_nonmember) + ties/2."""
     from sklearn.metrics import roc_auc_score
 

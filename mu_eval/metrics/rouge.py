@@ -1,4 +1,4 @@
-"""ROUGE variants used by the benchmarks, each named for what it computes (see benchmarks.md §7)."""
+"""ROUGE variants used by the benchmarks, each named for what it computes."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def resolve_references(value: ReferenceInput | Sequence[ReferenceInput] | None) 
     """
     if value is None:
         return None
-    items = list(value) if isinstance(value, list | tuple) else [value]
+    items: list[ReferenceInput] = list(value) if isinstance(value, list | tuple) else [value]  # type: ignore[list-item]
     if not items:
         return None
     loaded = [_as_data(item) for item in items]

@@ -1,4 +1,4 @@
-"""MLLMU-Bench prompts, answer parsing and scores (benchmarks.md §6), LLaVA's USER/ASSISTANT format.
+"""MLLMU-Bench prompts, answer parsing and scores (docs/mu-bench.md), LLaVA's USER/ASSISTANT format.
 
 Multiple choice follows the released evaluation script; the cloze and generation wording follows the
 paper's description (quoted in the spec). `<image>` marks where each picture goes. The released script writes

@@ -1,6 +1,6 @@
 """The MLLMU-Bench task: forget, test, retain and celebrity sets, three probes, two views, one sweep.
 
-Sets (benchmarks.md §6): forget = `forget_k`; test = `Test_Set` rows of the forget IDs, one of each
+Sets (docs/mu-bench.md): forget = `forget_k`; test = `Test_Set` rows of the forget IDs, one of each
 profile's pose-varied `images` drawn with the run's seed; retain = `retain_{100-k}`; celebrity =
 `Retain_Set`. Few-shot profiles are drawn (seeded) from the retain set, as the released script does, and
 left out of the retain set's multiple-choice and cloze items. Views: image+text items carry the profile's
@@ -162,9 +162,9 @@ class MLLMUBench(Task):
             for item in nested(row, "Mask_Task") or []:
                 view = VIEWS.get(item.get("Type"), "text")
                 image = view == "multimodal"
-                solved = [(p, self.first_of_type(nested(r, "Mask_Task"), item.get("Type")))
-                          for r, p in shots[: self.cloze_shots]]
-                solved = [(p, e) for p, e in solved if e is not None]
+                found = [(p, self.first_of_type(nested(r, "Mask_Task"), item.get("Type")))
+                         for r, p in shots[: self.cloze_shots]]
+                solved = [(p, e) for p, e in found if e is not None]
                 prompt = style.cloze(item, image, [e for _, e in solved])
                 pictures = [p for p, _ in solved] + [picture] if image else []
                 entry = {"probe": "cloze", "view": view, "gold": str(item["Ground_Truth"]), "prompt": prompt}

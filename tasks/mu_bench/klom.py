@@ -20,7 +20,8 @@ BINS = 20
 FLOOR = 1e-5
 
 
-def klom_point(oracle: Sequence[float], unlearned: Sequence[float], bins: int = BINS) -> float:
+def klom_point(oracle: Sequence[float] | np.ndarray, unlearned: Sequence[float] | np.ndarray, bins: int = BINS
+               ) -> float:
     """KL(oracle histogram || unlearned histogram) of one point's margins."""
     p_values = np.clip(np.asarray(oracle, dtype=float), -CLIP, CLIP)
     q_values = np.clip(np.asarray(unlearned, dtype=float), -CLIP, CLIP)

@@ -1,6 +1,6 @@
 """MU-Bench and SalUn-protocol classifier metrics, as pure functions of per-example values.
 
-Fixed against the upstream code (benchmarks.md §5): the knowledge gap scores correctness (1 = correct), puts
+Fixed against the upstream code (docs/mu-bench.md): the knowledge gap scores correctness (1 = correct), puts
 D_f in the positive class and samples with a seed; the selection score's two components are reported, so
 a reader can see that it rewards distance from random accuracy on D_f.
 """

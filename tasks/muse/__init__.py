@@ -1,1 +1,1 @@
-"""MUSE (News and Books): verbatim memorisation, knowledge memorisation and privacy leakage (benchmarks.md §2)."""
+"""MUSE (News and Books): verbatim and knowledge memorisation and privacy leakage (docs/tasks-muse-wmdp-rwku.md)."""

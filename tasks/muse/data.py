@@ -1,4 +1,4 @@
-"""Where MUSE's sets live, and the KnowMem prompt and output cut of the original code (benchmarks.md §2)."""
+"""Where MUSE's sets live, and the KnowMem prompt and output cut of the original code (docs/tasks-muse-wmdp-rwku.md)."""
 
 from __future__ import annotations
 

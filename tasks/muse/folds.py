@@ -1,4 +1,4 @@
-"""MUSE's scalability and sustainability forget sets as protocol folds (benchmarks.md §2, C5 and C6).
+"""MUSE's scalability and sustainability forget sets as protocol folds (docs/protocols.md: MUSE's C5 and C6).
 
 `sust/forget_1..4` are pairwise disjoint requests, so each file is one fold and the sequential protocol
 unlearns them one after another. `scal/forget_1..4` are nested (forget_k holds forget_1..forget_k-1), so the

@@ -1,7 +1,7 @@
 """Published MUSE reference AUCs and the one conversion between MUSE's AUC orientation and mu-eval's.
 
 MUSE labels the forget set 0 and feeds -(loss-like score) to `roc_auc_score`, so its AUC is 1 - ours
-(attacks-and-methods.md §1.1). The constants are kept in MUSE's orientation, exactly as published, and
+(docs/attacks.md, "One AUC convention"). The constants are kept in MUSE's orientation, exactly as published, and
 converted here only.
 """
 

@@ -1,4 +1,4 @@
-"""The MUSE tasks: VerbMem, KnowMem (forget and retain) and PrivLeak over one corpus (benchmarks.md §2).
+"""The MUSE tasks: VerbMem, KnowMem (forget and retain) and PrivLeak over one corpus (docs/tasks-muse-wmdp-rwku.md).
 
 Each metric follows the original `muse_bench` code: greedy generation, ROUGE-L F1 without stemming,
 Min-40% on every token after BOS, and PrivLeak on this project's AUC orientation (forget positive).

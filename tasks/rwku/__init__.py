@@ -1,1 +1,1 @@
-"""RWKU: real-world knowledge unlearning of 200 famous people (benchmarks.md §4)."""
+"""RWKU: real-world knowledge unlearning of 200 famous people (docs/tasks-muse-wmdp-rwku.md)."""

@@ -1,4 +1,4 @@
-"""RWKU prompts, exactly as the benchmark's evaluation code builds them (benchmarks.md §4).
+"""RWKU prompts, exactly as the benchmark's evaluation code builds them (docs/tasks-muse-wmdp-rwku.md).
 
 Every prompt is one user turn in the model's chat template (generation prompt added), then a suffix
 such as "Answer:" appended after the template. A model without a chat template gets the bare user text

@@ -1,6 +1,6 @@
 """Pure RWKU scoring functions: answer post-processing, token F1 / exact match, n-gram entropy.
 
-Each follows the benchmark's evaluation code (benchmarks.md §4); where that code has a quirk that would
+Each follows the benchmark's evaluation code (docs/tasks-muse-wmdp-rwku.md); where that code has a quirk that would
 make a number meaningless, the docstring says what is done instead.
 """
 

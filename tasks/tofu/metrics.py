@@ -1,4 +1,4 @@
-"""Pure TOFU aggregations: per-item numbers in, reported values out (benchmarks.md §1).
+"""Pure TOFU aggregations: per-item numbers in, reported values out (docs/tofu.md).
 
 The task feeds these functions the NLLs and greedy flags of its `Score` answers; the golden test feeds
 them the per-item losses of the published Llama-2 logs. Keeping them free of requests and models is
@@ -18,7 +18,7 @@ KsMethod = Literal["auto", "exact", "asymp"]
 EsMode = Literal["reference", "strict"]
 
 
-def _array(values: Sequence[float]) -> np.ndarray:
+def _array(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 

@@ -195,8 +195,8 @@ def reference_metrics(
     s_reference = theirs.get("forget_truth_ratio_s")
     if s_reference is None:
         values["forget_quality"] = MetricValue.missing("reference report lacks per-item forget_truth_ratio_s", n, True)
-    elif reason := _comparable(reference_task, info, "forget_fingerprint", n, len(s_reference)):
-        values["forget_quality"] = MetricValue.missing(reason, n, True)
+    elif problem := _comparable(reference_task, info, "forget_fingerprint", n, len(s_reference)):
+        values["forget_quality"] = MetricValue.missing(problem, n, True)
     elif not s_model or not _finite(s_reference):
         values["forget_quality"] = MetricValue.missing("no finite truth-ratio values to compare", n, True)
     else:

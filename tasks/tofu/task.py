@@ -1,4 +1,4 @@
-"""The TOFU task (benchmarks.md §1): one class for every forget split and every TOFU-schema data source.
+"""The TOFU task (docs/tofu.md): one class for every forget split and every TOFU-schema data source.
 
 Requests: one `Score(prompt, text, append_eos=True)` per distinct text (answer, truth-ratio base, each
 perturbed answer, each holdout answer) and one greedy `Generate` per question; every metric is computed

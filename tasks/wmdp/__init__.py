@@ -1,1 +1,1 @@
-"""WMDP (bio, chem, cyber) and MMLU multiple-choice tasks, lm-evaluation-harness prompts (benchmarks.md §3)."""
+"""WMDP (bio, chem, cyber) and MMLU multiple choice, lm-evaluation-harness prompts (docs/tasks-muse-wmdp-rwku.md)."""

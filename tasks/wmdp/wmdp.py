@@ -1,4 +1,4 @@
-"""WMDP: zero-shot four-option questions on hazardous knowledge, one `Choose` per question (benchmarks.md §3).
+"""WMDP: zero-shot four-option questions on hazardous knowledge, one `Choose` each (docs/tasks-muse-wmdp-rwku.md).
 
 `wmdp` evaluates the three subsets in one task and reports each one plus the size-weighted group
 accuracy (lm-eval's `wmdp` group), which equals the accuracy over the pooled questions.

@@ -1,7 +1,7 @@
 """A small question-answering task with forget, retain and holdout facts, and the tiny models it runs on.
 
 Members (FACTS[0::2]) are fine-tuned into the tiny model; holdout facts (FACTS[1::2]) never are. The task
-scores the forget and retain answers and implements `unlearning_data`, so every attack's default protocol
+scores the forget and retain answers and implements `unlearning_data`, so every default of `mu_eval.attack_inputs`
 (membership from forget vs holdout, facts from the prompts) is exercised through it.
 """
 

@@ -1,7 +1,7 @@
 """`--limit N` cuts what attacks draw from tasks to the first N items of each set, and the report says so.
 
-The limit is applied where attacks take their data (`mu_eval.attacks.protocol`), so the built-in attacks
-and a third-party attack that only uses the protocol get it alike. Tasks here have more forget, retain
+The limit is applied where attacks take their data (`mu_eval.attack_inputs`), so the built-in attacks
+and a third-party attack that only uses those helpers get it alike. Tasks here have more forget, retain
 and holdout facts than the limit, each set of a different size, so a count that ignored the limit shows.
 """
 
@@ -35,7 +35,7 @@ def context(limit: int | None) -> TaskContext:
 
 
 class DrawingAttack(Attack):
-    """A third-party attack that knows nothing of `--limit`: it reports what the protocol gave it and how
+    """A third-party attack that knows nothing of `--limit`: it reports what the attack inputs gave it and how
     many answers its requests got from the run's engine."""
 
     name = "limit_test_draws"

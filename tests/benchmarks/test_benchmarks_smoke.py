@@ -10,14 +10,11 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `benchmarks` is a top-level folder of the checkout, not installed
+ROOT = Path(__file__).resolve().parents[2]  # `benchmarks` is importable from it (pytest's pythonpath setting)
 
 COMMON_KEYS = {"benchmark", "schema_version", "toy", "environment", "model", "targets", "fast", "baseline",
                "ratios", "agreement"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import mu_eval
-from mu_eval.plugins.registry import DuplicateNameError, Registry, UnknownNameError
+from mu_eval.plugins.registry import DuplicateNameError, PluginLoadError, Registry, UnknownNameError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,3 +148,31 @@ def test_plugin_failing_inside_its_hook_is_skipped_with_a_warning_and_withdrawn(
     assert "dummy_task" not in registry.entries["tasks"]
     assert registry.get("methods", "dummy_method").plugin == "good"
     assert "optional dependency missing" in registry.plugins["flaky"].error
+
+
+def test_a_builtin_plugin_failing_to_register_is_an_error():
+    """mu-eval's own plugins are not optional: a broken one is a broken installation, not a warning."""
+    registry = Registry()
+
+    def fail(register):
+        raise ImportError("a built-in module is missing")
+
+    with pytest.raises(PluginLoadError, match="mu-eval's own plugin 'tofu'.*a built-in module is missing"):
+        registry.add_plugin(plugin_module("t", register_tasks=fail), "tofu", distribution="mu-eval")
+
+
+def test_a_third_party_name_that_clashes_with_a_builtin_is_refused_with_a_warning():
+    registry = Registry()
+    registry.add_plugin(plugin_module("b", register_tasks=lambda register: register(DummyTask)), "tofu",
+                        distribution="mu-eval")
+
+    class Impostor(mu_eval.Task):
+        name = "dummy_task"
+
+    shadow = plugin_module("s", register_tasks=lambda register: register(Impostor),
+                           register_methods=lambda register: register(DummyMethod))
+    with pytest.warns(RuntimeWarning, match="plugin 'shadow' \\(from shadow-dist\\).*'dummy_task'.*'tofu'"):
+        registry.add_plugin(shadow, "shadow", distribution="shadow-dist")
+    assert registry.get("tasks", "dummy_task").obj is DummyTask  # the built-in wins
+    assert registry.get("methods", "dummy_method").plugin == "shadow"  # the rest of the plugin still loads
+    assert registry.plugins["shadow"].refused == {"tasks": ["dummy_task"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,15 +23,26 @@ def test_wheel_installed_in_a_fresh_environment_lists_the_builtin_tasks(tmp_path
         check=True, capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("mu_eval-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert "mu_eval/py.typed" in names  # type checkers read a plugin's use of mu-eval's typed interfaces
+    assert "mu_eval/tasks/tofu/task.py" in names and not any(n.startswith("tasks/") for n in names)
     environment = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True, capture_output=True)
     python = environment / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True,
-                   capture_output=True)
     # Dependencies (torch, transformers, ...) come from this environment; mu-eval itself only from the wheel.
     fresh_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                 check=True, capture_output=True, text=True).stdout.strip()
     Path(fresh_site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # From the repository root, before anything is installed: the checkout's own package, the same import path
+    from_root = subprocess.run(
+        [str(python), "-c", "import mu_eval.tasks.tofu.task as t, mu_eval.attacks.mia as a; print(t.__file__)"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT,
+    )
+    assert from_root.returncode == 0, from_root.stderr
+    assert Path(from_root.stdout.strip()).resolve() == (PROJECT_ROOT / "tasks" / "tofu" / "task.py").resolve()
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True,
+                   capture_output=True)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     located = subprocess.run(
@@ -47,3 +59,14 @@ def test_wheel_installed_in_a_fresh_environment_lists_the_builtin_tasks(tmp_path
     builtin = {name for name, entry in registry.entries["tasks"].items()
                if registry.plugins[entry.plugin].distribution == "mu-eval"}
     assert builtin <= listed
+
+
+def test_the_editable_install_imports_the_checkout_from_anywhere(tmp_path):
+    """The suite runs on an editable install: `mu_eval.tasks` resolves to the top-level folder of this checkout,
+    through the package's own directory, from any working directory."""
+    located = subprocess.run(
+        [sys.executable, "-c", "import mu_eval, mu_eval.tasks.tofu.task as t; print(mu_eval.__file__, t.__file__)"],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    ).stdout.split()
+    assert Path(located[0]).resolve() == (PROJECT_ROOT / "mu_eval" / "__init__.py").resolve()
+    assert Path(located[1]).resolve() == (PROJECT_ROOT / "tasks" / "tofu" / "task.py").resolve()

@@ -1,4 +1,4 @@
-"""KnowMem prompt against golden-values.md §7, the output cut, and local file names (retain2, bare strings)."""
+"""KnowMem prompt against MUSE's own prompt text, the output cut, and local file names (retain2, bare strings)."""
 
 import json
 

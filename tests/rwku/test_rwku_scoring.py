@@ -14,7 +14,7 @@ from mu_eval.tasks.rwku.data import select_targets, targets_from_file
 @pytest.mark.parametrize(
     ("gold", "prediction", "expected"),
     [
-        ("Portland", "Portland, Maine.", 0.0),  # benchmarks.md §4: punctuation stays attached
+        ("Portland", "Portland, Maine.", 0.0),  # RWKU's scorer: punctuation stays attached
         ("Stephen King", "stephen king", 0.0),  # case-sensitive
         ("Stephen King", "It was Stephen King", 1.0),
         ("the city of Bangor", "Bangor city", 0.25),  # LCS "city" (or "Bangor"): 1 of 4 words

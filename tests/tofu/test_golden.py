@@ -1,4 +1,4 @@
-"""Golden values (golden-values.md §4-§6): the published TOFU Llama-2 logs through mu-eval's own aggregations.
+"""Golden values: the published TOFU Llama-2 logs (tests/data/tofu/golden-logs) through mu-eval's own aggregations.
 
 The per-item losses and ROUGE scores of the logs go into the same functions the TOFU task feeds with its
 `Score` answers, so these numbers pin the task's arithmetic, not a copy of it.
@@ -24,7 +24,7 @@ FILES = {
 }
 MODELS = ("full", "retain90")
 
-# golden-values.md §4: (Prob, ROUGE-L recall, truth ratio)
+# per set and model: (Prob, ROUGE-L recall, truth ratio), computed independently from the logs
 EXPECTED = {
     ("full", "retain"): (0.989527, 0.985655, 0.474699),
     ("full", "real_authors"): (0.455482, 0.933000, 0.596229),
@@ -110,7 +110,7 @@ def test_item_spot_checks(logs):
     )
 
 
-# -- §5: what a wrong implementation produces -----------------------------------------------------------------
+# -- what a wrong implementation produces ---------------------------------------------------------------------
 def test_arithmetic_mean_of_perturbations_gives_the_wrong_numbers(logs):
     assert utility(logs, "full", "arithmetic") == pytest.approx(0.5859, abs=ABS)
     assert utility(logs, "retain90", "arithmetic") == pytest.approx(0.5752, abs=ABS)
@@ -148,7 +148,7 @@ def test_stored_truth_ratio_is_the_inverse_of_s(logs):
     assert M.forget_truth_ratio(stored) == pytest.approx(EXPECTED["full", "forget"][2], abs=ABS)
 
 
-# -- §6: field invariants and cross-checks --------------------------------------------------------------------
+# -- field invariants and cross-checks --------------------------------------------------------------------------
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("role", list(FILES))
 def test_field_invariants(logs, model, role):

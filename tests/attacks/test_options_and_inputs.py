@@ -1,4 +1,4 @@
-"""Attack options (types, lists, unknown keys) and the task protocol's defaults."""
+"""Attack options (types, lists, unknown keys) and the defaults of what attacks draw from tasks."""
 
 from __future__ import annotations
 
