@@ -17,6 +17,7 @@ import torch
 
 from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
+from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
@@ -183,7 +184,7 @@ class ClassifierBackend(TorchModelBackend):
             model_class, processor_class = auto_classes(modality)
             processor = processor_class.from_pretrained(source, **kwargs)
             dtype = torch.float32 if args.dtype == "auto" else resolve_dtype(args.dtype, device)
-            torch_model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
+            torch_model = model_class.from_pretrained(source, **dtype_argument(dtype), **kwargs)
         except OSError as error:
             raise BackendError(f"cannot load classifier {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)

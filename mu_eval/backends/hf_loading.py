@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backends.base import BackendError, checkpoint_source
+from mu_eval.backends.dtype_keyword import dtype_argument
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
 #: `generation_cache` values: transformers' growing cache, or a preallocated one (compiled decoding on CUDA).
@@ -100,7 +101,7 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
     kwargs = args.loader_kwargs()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model_kwargs = dict(kwargs, dtype=dtype)
+        model_kwargs = dict(kwargs, **dtype_argument(dtype))
         if args.attn_implementation:
             model_kwargs["attn_implementation"] = args.attn_implementation
         torch_model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)

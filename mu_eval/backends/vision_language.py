@@ -23,6 +23,7 @@ import torch
 
 from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.classification import register_input, stored_input
+from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.hf_encoding import encode
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
@@ -298,7 +299,7 @@ class VisionLanguageBackend(TorchModelBackend):
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs, **settings)
             torch_model = model_class(source, kwargs).from_pretrained(
-                source, dtype=resolve_dtype(args.dtype, device), **kwargs
+                source, **dtype_argument(resolve_dtype(args.dtype, device)), **kwargs
             )
         except (OSError, ValueError) as error:
             raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error

@@ -1,0 +1,33 @@
+"""The small shims that keep one code path across the supported transformers releases (4.50 to 5.x)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from mu_eval.backends.dtype_keyword import dtype_argument, dtype_keyword
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_the_dtype_argument_loads_the_weights_in_that_dtype(tiny_llama):
+    model = LlamaForCausalLM.from_pretrained(tiny_llama, **dtype_argument(torch.bfloat16))
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_the_keyword_is_the_new_name_exactly_where_this_release_takes_it(tiny_llama):
+    try:
+        takes_new_name = LlamaForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).dtype == torch.bfloat16
+    except TypeError:  # before 4.56 the unknown keyword reaches the model's constructor
+        takes_new_name = False
+    assert (dtype_keyword() == "dtype") is takes_new_name
