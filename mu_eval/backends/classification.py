@@ -18,6 +18,7 @@ import torch
 from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.classification_inputs import ModalityProcessor, content_hash, normalise
 from mu_eval.backends.dtype_keyword import dtype_argument
+from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
 
@@ -281,7 +282,8 @@ class ClassifierBackend(TorchModelBackend):
         encoded = tokenizer([r.prompt for r in requests], padding=True, truncation=True,
                             max_length=self.max_length or 1024, return_tensors="pt").to(self.device)
         longest = max(r.max_new_tokens for r in requests)
-        output = self.torch_model.generate(**encoded, max_new_tokens=longest, do_sample=False, num_beams=1)
+        output = self.torch_model.generate(**generation_inputs(self.torch_model, encoded), max_new_tokens=longest,
+                                           do_sample=False, num_beams=1)
         results = []
         for row, request in enumerate(requests):
             kept = []

@@ -24,6 +24,7 @@ import torch
 from mu_eval.backends.base import BackendError, TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.classification import register_input, stored_input
 from mu_eval.backends.dtype_keyword import dtype_argument
+from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_encoding import encode
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.requests import Generate, GenerateResult, cut_at_stop, register_result_type
@@ -356,7 +357,8 @@ class VisionLanguageBackend(TorchModelBackend):
         tokenizer = self.text_tokenizer
         stops = set(self.stop_ids)
         output = self.torch_model.generate(
-            **encoded, max_new_tokens=max(r.max_new_tokens for r in requests), do_sample=False, num_beams=1,
+            **generation_inputs(self.torch_model, encoded), max_new_tokens=max(r.max_new_tokens for r in requests),
+            do_sample=False, num_beams=1,
             eos_token_id=self.stop_ids[0] if len(self.stop_ids) == 1 else list(self.stop_ids),
             pad_token_id=tokenizer.pad_token_id,
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import BertConfig, BertLMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from mu_eval.backends.dtype_keyword import dtype_argument, dtype_keyword
+from mu_eval.backends.generation_inputs import generation_inputs
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +32,23 @@ def test_the_keyword_is_the_new_name_exactly_where_this_release_takes_it(tiny_ll
     except TypeError:  # before 4.56 the unknown keyword reaches the model's constructor
         takes_new_name = False
     assert (dtype_keyword() == "dtype") is takes_new_name
+
+
+def test_token_type_ids_are_dropped_for_a_model_without_them_and_answers_stay_the_same(tiny_llama):
+    model = LlamaForCausalLM.from_pretrained(tiny_llama).eval()
+    ids = torch.tensor([[1, 5, 9, 13]])
+    encoded = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    inputs = generation_inputs(model, encoded)
+    assert set(inputs) == {"input_ids", "attention_mask"} and "token_type_ids" in encoded  # a copy, not an edit
+    settings = dict(max_new_tokens=4, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        assert torch.equal(model.generate(**inputs, **settings),
+                           model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **settings))
+
+
+def test_token_type_ids_are_kept_for_a_model_that_names_them():
+    model = BertLMHeadModel(BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32, is_decoder=True))
+    ids = torch.tensor([[1, 2, 3]])
+    encoded = {"input_ids": ids, "token_type_ids": torch.ones_like(ids)}
+    assert generation_inputs(model, encoded) == encoded

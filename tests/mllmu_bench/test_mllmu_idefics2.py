@@ -40,7 +40,7 @@ def stop_ids(processor) -> list[int]:
 
 @torch.no_grad()
 def direct_reply(model, processor, prompt: str, pictures: list, max_new_tokens: int = 6) -> str:
-    encoded = processor(text=prompt, images=pictures or None, return_tensors="pt")
+    encoded = processor(text=prompt, images=pictures or None, return_tensors="pt", return_token_type_ids=False)
     output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids(processor))
     new = output[0, encoded["input_ids"].shape[1] :].tolist()
     ends = [i for i, token in enumerate(new) if token in stop_ids(processor)]
