@@ -64,7 +64,9 @@ def visual_generate_request(prompt: str, images: list[Any], max_new_tokens: int,
 
 
 def image_token_of(processor: Any) -> str:
-    return getattr(processor, "image_token", None) or IMAGE_TOKEN
+    """The processor's image placeholder as text (older Idefics2 processors hold a tokenizers AddedToken)."""
+    token = getattr(processor, "image_token", None) or IMAGE_TOKEN
+    return str(getattr(token, "content", token))
 
 
 def concat_padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tokenizers import AddedToken
 from transformers import BertConfig, BertLMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from mu_eval.backends.dtype_keyword import dtype_argument, dtype_keyword
 from mu_eval.backends.generation_inputs import generation_inputs
+from mu_eval.backends.vision_language import image_token_of
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +54,15 @@ def test_token_type_ids_are_kept_for_a_model_that_names_them():
     ids = torch.tensor([[1, 2, 3]])
     encoded = {"input_ids": ids, "token_type_ids": torch.ones_like(ids)}
     assert generation_inputs(model, encoded) == encoded
+
+
+class _Processor:
+    """Stands in for a processor's one attribute read here, as older Idefics2 processors set it."""
+
+    def __init__(self, image_token):
+        self.image_token = image_token
+
+
+def test_image_token_is_text_even_where_the_processor_holds_an_added_token():
+    assert image_token_of(_Processor(AddedToken("<image>", normalized=False, special=True))) == "<image>"
+    assert image_token_of(_Processor("<img>")) == "<img>"
