@@ -345,11 +345,19 @@ class VisionLanguageBackend(TorchModelBackend):
 
     @torch.no_grad()
     def generate_batch(self, requests: list[VisualGenerate | Generate]) -> list[GenerateResult]:
-        """One greedy pass for the batch; each row keeps its own first `max_new_tokens` tokens.
+        """One greedy pass for the batch (one for each part where it mixes prompts with and without pictures);
+        each row keeps its own first `max_new_tokens` tokens.
 
         Greedy decoding makes a row's first k tokens independent of how many more are generated, so rows
         with different limits can share a batch. A row ends at its first stop id (`stop_token_ids`).
         """
+        pictured = [isinstance(r, VisualGenerate) and bool(r.images) for r in requests]
+        if any(pictured) and not all(pictured):
+            # Prompts with and without pictures reach the processor apart: Idefics2's processor before
+            # transformers 4.57 rejects a batch that mixes them. A greedy row does not depend on its batch.
+            with_pictures = iter(self.generate_batch([r for r, p in zip(requests, pictured) if p]))
+            without = iter(self.generate_batch([r for r, p in zip(requests, pictured) if not p]))
+            return [next(with_pictures) if p else next(without) for p in pictured]
         images = [stored_input(d) for r in requests if isinstance(r, VisualGenerate) for d in r.images]
         prompts = [r.prompt for r in requests]
         encoded = self.tokenizer(text=prompts, images=images or None, padding=True, return_tensors="pt")
