@@ -21,6 +21,7 @@ from mu_eval import attack_inputs
 from mu_eval.attack import AttackContext, AttackError, ConfiguredAttack
 from mu_eval.attacks.common import evaluate_backend, evaluate_model, free_memory, plain_copy, require_torch_model
 from mu_eval.attacks.quant_sim import MODES, simulate_quantization
+from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.options import option
 from mu_eval.task import TaskResult
 
@@ -138,7 +139,8 @@ class QuantizationAttack(ConfiguredAttack):
 
         device = ctx.device or f"cuda:{torch.cuda.current_device()}"
         model = AutoModelForCausalLM.from_pretrained(
-            folder, quantization_config=bitsandbytes_config(mode), dtype=torch.bfloat16, device_map={"": device}
+            folder, quantization_config=bitsandbytes_config(mode), device_map={"": device},
+            **dtype_argument(torch.bfloat16),
         )
         model.eval()
         return backend_for(model, ctx, f"bitsandbytes {mode}")

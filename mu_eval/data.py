@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mu_eval.plain_json import plain_json_rows
+
 DATA_DIR_ENV = "MU_EVAL_DATA_DIR"
 EXTENSIONS = (".jsonl", ".json", ".parquet")
 
@@ -93,6 +95,9 @@ def read_local_file(path: Path) -> list[dict]:
     except DataError:
         raise
     except Exception as error:  # datasets raises many error types for malformed files
+        rows = plain_json_rows(path)
+        if rows is not None:  # a column of mixed types, which older datasets releases refuse
+            return rows
         raise DataError(f"cannot read {path}: {type(error).__name__}: {error}") from error
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mu_eval.backend import BackendError
+from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.hf_encoding import EncodedScore, encode_score
 from mu_eval.method import MethodError
 from mu_eval.task import ImageTextExample, TextExample
@@ -283,7 +284,7 @@ def load_reference(model: Any, path: str) -> Any:
     base = model.get_base_model() if is_peft_model(model) else model
     parameter = next(base.parameters())
     try:
-        reference = type(base).from_pretrained(path, dtype=parameter.dtype)
+        reference = type(base).from_pretrained(path, **dtype_argument(parameter.dtype))
     except (OSError, ValueError) as error:
         raise MethodError(f"reference_model={path!r}: {str(error).splitlines()[0]}") from None
     head, reference_head = base.get_output_embeddings(), reference.get_output_embeddings()

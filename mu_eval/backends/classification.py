@@ -15,6 +15,8 @@ import torch
 
 from mu_eval.backend import BackendError
 from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
+from mu_eval.backends.dtype_keyword import dtype_argument
+from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.backends.modality_processor import ModalityProcessor
 from mu_eval.inputs import MODALITIES, InputError
@@ -113,7 +115,7 @@ class ClassifierBackend(TorchModelBackend):
             model_class, processor_class = auto_classes(modality)
             processor = processor_class.from_pretrained(source, **kwargs)
             dtype = torch.float32 if args.dtype == "auto" else resolve_dtype(args.dtype, device)
-            torch_model = model_class.from_pretrained(source, dtype=dtype, **kwargs)
+            torch_model = model_class.from_pretrained(source, **dtype_argument(dtype), **kwargs)
         except OSError as error:
             raise BackendError(f"cannot load classifier {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)
@@ -210,7 +212,8 @@ class ClassifierBackend(TorchModelBackend):
         encoded = tokenizer([r.prompt for r in requests], padding=True, truncation=True,
                             max_length=self.max_length or 1024, return_tensors="pt").to(self.device)
         longest = max(r.max_new_tokens for r in requests)
-        output = self.torch_model.generate(**encoded, max_new_tokens=longest, do_sample=False, num_beams=1)
+        output = self.torch_model.generate(**generation_inputs(self.torch_model, encoded), max_new_tokens=longest,
+                                           do_sample=False, num_beams=1)
         results = []
         for row, request in enumerate(requests):
             kept = []

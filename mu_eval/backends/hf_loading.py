@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from mu_eval.backend import BackendError
 from mu_eval.backends.base import checkpoint_source
+from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.options import OptionError, option, parse_options
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
@@ -73,7 +74,7 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
     kwargs = args.loader_kwargs()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model_kwargs = dict(kwargs, dtype=dtype)
+        model_kwargs = dict(kwargs, **dtype_argument(dtype))
         if args.attn_implementation:
             model_kwargs["attn_implementation"] = args.attn_implementation
         torch_model: Any = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)

@@ -23,6 +23,8 @@ import torch
 
 from mu_eval.backend import BackendError
 from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
+from mu_eval.backends.dtype_keyword import dtype_argument
+from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_encoding import encode
 from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
 from mu_eval.inputs import InputError, InputStore, StoredInput, prepare_input
@@ -36,7 +38,9 @@ TEXT_INPUTS = frozenset({"input_ids", "attention_mask", "token_type_ids", "mm_to
 
 
 def image_token_of(processor: Any) -> str:
-    return getattr(processor, "image_token", None) or IMAGE_TOKEN
+    """The processor's image placeholder as text (older Idefics2 processors hold a tokenizers AddedToken)."""
+    token = getattr(processor, "image_token", None) or IMAGE_TOKEN
+    return str(getattr(token, "content", token))
 
 
 def concat_padded(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -261,7 +265,7 @@ class VisionLanguageBackend(TorchModelBackend):
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs, **settings)
             torch_model = model_class(source, kwargs).from_pretrained(
-                source, dtype=resolve_dtype(args.dtype, device), **kwargs
+                source, **dtype_argument(resolve_dtype(args.dtype, device)), **kwargs
             )
         except (OSError, ValueError) as error:
             raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error
@@ -312,11 +316,19 @@ class VisionLanguageBackend(TorchModelBackend):
 
     @torch.no_grad()
     def generate_batch(self, requests: list[VisualGenerate | Generate]) -> list[GenerateResult]:
-        """One greedy pass for the batch; each row keeps its own first `max_new_tokens` tokens.
+        """One greedy pass for the batch (one for each part where it mixes prompts with and without pictures);
+        each row keeps its own first `max_new_tokens` tokens.
 
         Greedy decoding makes a row's first k tokens independent of how many more are generated, so rows
         with different limits can share a batch. A row ends at its first stop id (`stop_token_ids`).
         """
+        pictured = [isinstance(r, VisualGenerate) and bool(r.images) for r in requests]
+        if any(pictured) and not all(pictured):
+            # Prompts with and without pictures reach the processor apart: Idefics2's processor before
+            # transformers 4.57 rejects a batch that mixes them. A greedy row does not depend on its batch.
+            with_pictures = iter(self.generate_batch([r for r, p in zip(requests, pictured) if p]))
+            without = iter(self.generate_batch([r for r, p in zip(requests, pictured) if not p]))
+            return [next(with_pictures) if p else next(without) for p in pictured]
         images = [self.stored(d) for r in requests if isinstance(r, VisualGenerate) for d in r.images]
         prompts = [r.prompt for r in requests]
         encoded = self.tokenizer(text=prompts, images=images or None, padding=True, return_tensors="pt")
@@ -326,7 +338,8 @@ class VisionLanguageBackend(TorchModelBackend):
         tokenizer = self.text_tokenizer
         stops = set(self.stop_ids)
         output = self.torch_model.generate(
-            **encoded, max_new_tokens=max(r.max_new_tokens for r in requests), do_sample=False, num_beams=1,
+            **generation_inputs(self.torch_model, encoded), max_new_tokens=max(r.max_new_tokens for r in requests),
+            do_sample=False, num_beams=1,
             eos_token_id=self.stop_ids[0] if len(self.stop_ids) == 1 else list(self.stop_ids),
             pad_token_id=tokenizer.pad_token_id,
         )

@@ -79,3 +79,27 @@ def test_a_stray_split_file_is_not_taken_for_a_dataset_without_config(tmp_path):
     (tmp_path / "Other").mkdir()
     (tmp_path / "Other" / "test.jsonl").write_text(json.dumps(ROWS[0]))
     assert load_rows(spec, tmp_path) == ROWS[:1]
+
+
+def test_a_column_of_mixed_types_is_read_as_written(tmp_path):
+    from mu_eval.data import read_local_file
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": 7}\n')
+    assert read_local_file(path) == [{"text": "fine"}, {"text": 7}]
+
+
+@pytest.mark.parametrize(("name", "content", "rows"), [
+    ("array.json", '[{"a": 1}, {"a": "x", "b": null}]', [{"a": 1}, {"a": "x", "b": None}]),
+    ("lines.jsonl", '{"a": 1}\n\n{"a": [2]}\n', [{"a": 1}, {"a": [2]}]),
+    ("one.jsonl", '{"a": 1}\n', [{"a": 1}]),
+    ("lines.json", '{"a": 1}\n{"a": "y"}', [{"a": 1}, {"a": "y"}]),
+    ("broken.json", "{not json", None),
+    ("strings.json", '["a", "b"]', None),
+    ("rows.parquet", '{"a": 1}', None),
+])
+def test_plain_json_rows_reads_arrays_and_lines_of_objects_only(tmp_path, name, content, rows):
+    from mu_eval.plain_json import plain_json_rows
+
+    (tmp_path / name).write_text(content)
+    assert plain_json_rows(tmp_path / name) == rows

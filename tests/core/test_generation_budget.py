@@ -14,7 +14,15 @@ from mu_eval.requests import Generate, Score
 
 
 def _cache_bytes(cache) -> int:
-    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+    """Bytes of the keys and values a returned cache holds, in each release's shape of it."""
+    if hasattr(cache, "layers"):  # newer releases: one object per layer
+        pairs = [(layer.keys, layer.values) for layer in cache.layers]
+    elif hasattr(cache, "key_cache"):  # older: a DynamicCache with one list of keys, one of values
+        pairs = list(zip(cache.key_cache, cache.value_cache))
+    else:  # the legacy tuple of (keys, values) per layer
+        pairs = [(keys, values) for keys, values in cache]
+    assert len(pairs) == 3
+    return sum(keys.nbytes + values.nbytes for keys, values in pairs)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mu_eval"
 
 #: Lowest first. A module belongs to the longest prefix listed; every mu_eval module must have one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("mu_eval.options", "mu_eval.inputs", "mu_eval.requests", "mu_eval.data",
+    ("foundation", ("mu_eval.options", "mu_eval.inputs", "mu_eval.requests", "mu_eval.data", "mu_eval.plain_json",
                     "mu_eval.cache_location", "mu_eval.file_hashes", "mu_eval.identity", "mu_eval.seeding",
                     "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data")),
     ("interfaces", ("mu_eval.task", "mu_eval.method", "mu_eval.backend", "mu_eval.attack",

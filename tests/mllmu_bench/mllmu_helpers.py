@@ -143,20 +143,19 @@ def tiny_idefics2(directory: Path, seed: int = 0) -> Path:
     """A tiny Idefics2 (SigLIP-style vision tower, perceiver resampler, Mistral text model) and its real
     processor: pictures kept at most 32 px, no image splitting, 4 image tokens per picture."""
     import torch
-    from transformers import (
-        Idefics2Config,
-        Idefics2ForConditionalGeneration,
-        Idefics2ImageProcessorPil,
-        Idefics2Processor,
-    )
+    import transformers
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2Processor
 
     from mu_eval.tiny import build_tokenizer
+
+    # The PIL-based image processor: `Idefics2ImageProcessorPil` from transformers 5 on, the plain name before.
+    image_processor_class = getattr(transformers, "Idefics2ImageProcessorPil", None)
+    image_processor_class = image_processor_class or transformers.Idefics2ImageProcessor
 
     tokenizer = build_tokenizer(
         tokenizer_texts("USER: ASSISTANT: Question: Answer: Correct Answer: [Blank] User: Assistant:"), vocab_size=400
     )
-    image_processor = Idefics2ImageProcessorPil(do_image_splitting=False,
-                                                size={"longest_edge": 32, "shortest_edge": 16})
+    image_processor = image_processor_class(do_image_splitting=False, size={"longest_edge": 32, "shortest_edge": 16})
     processor = Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=IMAGE_SEQ_LEN,
                                   chat_template=IDEFICS2_CHAT_TEMPLATE)  # adds <fake_token_around_image> & co.
     text = dict(model_type="mistral", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,

@@ -104,7 +104,8 @@ def test_mllmu_end_to_end(llava_checkpoint, mllmu_data, tmp_path):
             images = [picture_of(i) for i in shots[:1]][: count - 1] + [picture_of(s["id"])]
         else:
             images = [picture_of(i) for i in shots[:2]][: count - 1] + [picture_of(s["id"])]
-        encoded = processor(text=s["prompt"], images=images[-count:] if count else None, return_tensors="pt")
+        encoded = processor(text=s["prompt"], images=images[-count:] if count else None, return_tensors="pt",
+                            return_token_type_ids=False)
         with torch.no_grad():
             output = model.generate(**encoded, max_new_tokens=6, do_sample=False)
         new = output[0, encoded["input_ids"].shape[1]:].tolist()

@@ -166,7 +166,7 @@ def test_grad_ascent_end_to_end(llava_checkpoint, mllmu_data, tmp_path):
     text_prompts = [s for s in samples if s["view"] == "text" and s["probe"] == "generation"]
     differs = False
     for sample in text_prompts:
-        encoded = processor(text=sample["prompt"], return_tensors="pt")
+        encoded = processor(text=sample["prompt"], return_tensors="pt", return_token_type_ids=False)
         replies = []
         for candidate in (model, original):
             with torch.no_grad():

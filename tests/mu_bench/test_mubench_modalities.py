@@ -171,11 +171,13 @@ def test_tiny_imagenet_reads_the_valid_split_of_200_classes(tmp_path):
 
 
 def test_ucf101_frame_stacks_with_videomae(tmp_path):
-    from datasets import Features, Image, List, Value
+    import datasets
+    from datasets import Features, Image, Value
     from transformers import AutoImageProcessor, AutoModelForVideoClassification
 
     rows = [{"video": h.frames(i), "label": i % 5} for i in range(8)]
-    features = Features({"video": List(Image()), "label": Value("int64")})
+    frames = datasets.List(Image()) if hasattr(datasets, "List") else datasets.Sequence(Image())  # List from 4.0 on
+    features = Features({"video": frames, "label": Value("int64")})
     h.write_parquet(rows[:5], tmp_path / "data" / "ucf101" / "train.parquet", features)
     h.write_parquet(rows[5:], tmp_path / "data" / "ucf101" / "test.parquet", features)
     model_dir = h.videomae(tmp_path / "vmae", 101)
