@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data")),
     ("interfaces", ("mu_eval.task", "mu_eval.method", "mu_eval.backend", "mu_eval.attack",
                     "mu_eval.attack_inputs", "mu_eval.plugins")),
-    ("engine", ("mu_eval.engine", "mu_eval.cache")),
+    ("engine", ("mu_eval.engine", "mu_eval.cache", "mu_eval.preflight")),
     ("backends", ("mu_eval.backends",)),
     ("metrics/report", ("mu_eval.metrics", "mu_eval.report", "mu_eval.report_builder", "mu_eval.references")),
     ("evaluation", ("mu_eval.evaluation",)),
