@@ -92,8 +92,9 @@ def test_a_later_request_that_does_not_fit_stops_the_run_before_the_first_is_ans
         def process_results(self, results, ctx):
             raise AssertionError("never reached")
 
-    with pytest.raises(ContextLengthError, match=r"^task 'mixed': request 2 of 2 \(score, context '' \+ "
-                                                 r"continuation 'Water boils. Water boils. Water boils. W…'\): text of"):
+    expected = (r"^task 'mixed': request 2 of 2 \(score, context '' \+ "
+                r"continuation 'Water boils. Water boils. Water boils. W…'\): text of")
+    with pytest.raises(ContextLengthError, match=expected):
         mu_eval.evaluate(short_backend, [Mixed()], use_cache=False, progress=False)
     assert forward_calls == []
 
@@ -191,7 +192,8 @@ def test_right_truncation_scores_exactly_the_tokens_open_unlearning_scores(short
     long_prompt = "Question: Who wrote Hamlet? " * 10
     generation = Generate(long_prompt, 5, truncation=rule)
     assert short_backend.fit(generation).truncated
-    assert short_backend._encode_prompt(generation) == tokenizer(long_prompt, max_length=cap, truncation=True)["input_ids"]
+    cut = tokenizer(long_prompt, max_length=cap, truncation=True)["input_ids"]
+    assert short_backend._encode_prompt(generation) == cut
     with pytest.raises(ValueError, match="boundary 'prefix' only"):
         Score(prompt, "x", boundary="offsets", truncation=rule)
 
@@ -204,7 +206,7 @@ def test_task_info_and_engine_count_the_requests_a_rule_cut(short_backend):
         name = "questions"
 
         def build_requests(self, ctx):
-            return [Choose(fits, (" A", " B"), left), Choose(long, (" A", " B"), left), Choose(long, (" A", " B"), left)]
+            return [Choose(text, (" A", " B"), left) for text in (fits, long, long)]
 
         def process_results(self, results, ctx):
             return mu_eval.TaskResult(metrics={"first": mu_eval.MetricValue(results[0].choice, 1, None)})
