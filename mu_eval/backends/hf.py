@@ -66,6 +66,8 @@ class HFBackend(TorchModelBackend):
         device = device or default_device()
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision, args.peft)
+        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
+            identity["max_length"] = args.max_length
         return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length,
                    generation_cache=args.generation_cache, **options)
 

@@ -112,6 +112,8 @@ class VLLMBackend(Backend):
             "adapter": None,
             "quantization": config.quantization,
         }
+        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
+            identity["max_length"] = args.max_length
         return cls(llm, identity, max_length=args.max_length, **options)
 
     @classmethod

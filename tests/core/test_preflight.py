@@ -225,3 +225,28 @@ def test_task_info_and_engine_count_the_requests_a_rule_cut(short_backend):
     assert "truncated" not in report.tasks["plain"]["info"]  # no rule: nothing can be cut, nothing to count
     assert report["engine"]["truncated"] == 2
     assert report["engine"]["truncated_by_source"] == {"questions": 2}
+
+
+def test_an_explicit_max_length_keys_the_answer_cache(short_checkpoint, tmp_path):
+    """A rule's cut depends on max_length: answers cut at 40 positions are not served to a run at 64."""
+    long = "Question: Who wrote Hamlet? " * 7 + "\nAnswer:"  # about 52 tokens
+
+    class Long(mu_eval.Task):
+        name = "long"
+
+        def build_requests(self, ctx):
+            return [Choose(long, (" A", " B"), Truncation("left"))]
+
+        def process_results(self, results, ctx):
+            return mu_eval.TaskResult(metrics={}, items={"logprobs": list(results[0].logprobs)})
+
+    def run(**model_args):
+        return mu_eval.evaluate(str(short_checkpoint), [Long()], model_args=model_args, cache_dir=tmp_path,
+                                progress=False)
+
+    cut, whole = run(max_length=40), run()
+    again = run(max_length=40)
+    assert cut["model"]["max_length"] == 40 and "max_length" not in whole["model"]
+    assert cut.tasks["long"]["info"]["truncated"] == 1 and whole.tasks["long"]["info"]["truncated"] == 0
+    assert whole["engine"]["from_cache"] == 0 and again["engine"]["from_cache"] == 1
+    assert cut.tasks["long"]["items"]["logprobs"] != pytest.approx(whole.tasks["long"]["items"]["logprobs"])
