@@ -118,8 +118,11 @@ def build_requests(
 
 def check_tasks_fit(backend: Backend, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int) -> None:
     """The pre-flight ahead of work that comes before the sweep (an unlearning method's training): a request
-    that does not fit the model's context stops the run now, not after the training."""
-    check_context(backend, build_requests(tasks, contexts, seed))
+    that does not fit the model's context stops the run now, not after the training. What the backend kept
+    for the answers is released: the sweep fits the requests again."""
+    requests = build_requests(tasks, contexts, seed)
+    check_context(backend, requests)
+    backend.release(request for some in requests.values() for request in some)
 
 
 def run_tasks(
