@@ -150,8 +150,8 @@ class _Fetcher:
         try:
             table = hub_table(spec)
         except Exception as error:  # `datasets` raises many types for unreachable, gated or unknown datasets
-            raise DataError(one_line(f"dataset {spec.describe()}: hub load failed: {type(error).__name__}: {error}"))\
-                from error
+            message = f"dataset {spec.describe()}: hub load failed: {type(error).__name__}: {error}"
+            raise DataError(one_line(message)) from error
         path = self.directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")

@@ -9,7 +9,7 @@ many rows per decoding step (each step costs about the same fixed overhead whate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from mu_eval.backend import Backend
 from mu_eval.cache import AnswerCache
-from mu_eval.preflight import check_context
+from mu_eval.preflight import check_context, task_source
 from mu_eval.requests import Generate, Request, Result
 
 DEFAULT_CPU_BUDGET = 4096
@@ -89,9 +89,11 @@ class Engine:
         answers = self.answer(requests)
         return [answers[r] for r in requests]
 
-    def preflight(self, requests_by_source: Mapping[str, Sequence[Request]], **options: Any) -> dict[str, int]:
+    def preflight(
+        self, requests_by_source: Mapping[str, Sequence[Request]], describe_source: Callable[[str], str] = task_source
+    ) -> dict[str, int]:
         """`mu_eval.preflight.check_context` on this engine's backend, counted in the statistics."""
-        truncated = check_context(self.backend, requests_by_source, **options)
+        truncated = check_context(self.backend, requests_by_source, describe_source)
         self.stats.truncated += sum(truncated.values())
         for source, count in truncated.items():
             self.stats.truncated_by_source[source] = self.stats.truncated_by_source.get(source, 0) + count
