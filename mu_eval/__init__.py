@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mu_eval.attack import Attack, AttackContext, AttackError, ConfiguredAttack
-from mu_eval.backend import Backend, BackendError
+from mu_eval.backend import Backend, BackendError, ContextLengthError
 from mu_eval.method import ConfiguredMethod, Method, MethodError
 from mu_eval.options import OptionError, option
 from mu_eval.plugins import hookimpl
@@ -23,6 +23,7 @@ from mu_eval.requests import (
     GenerateResult,
     Score,
     ScoreResult,
+    Truncation,
     VisualGenerate,
 )
 from mu_eval.task import MetricValue, Task, TaskContext, TaskResult
@@ -45,8 +46,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Attack", "AttackContext", "AttackError", "Backend", "BackendError", "Choose", "ChooseResult", "Classify",
-    "ClassifyResult", "ConfiguredAttack", "ConfiguredMethod", "ForgetFact", "Generate", "GenerateResult",
-    "ImageTextExample", "MembershipSet", "Method", "MethodError", "MetricValue", "OptionError", "Report", "Score",
-    "ScoreResult", "Task", "TaskContext", "TaskResult", "TextExample", "UnlearningData", "VisualGenerate",
-    "evaluate", "hookimpl", "load_report", "option", "unlearn",
+    "ClassifyResult", "ConfiguredAttack", "ConfiguredMethod", "ContextLengthError", "ForgetFact", "Generate",
+    "GenerateResult", "ImageTextExample", "MembershipSet", "Method", "MethodError", "MetricValue", "OptionError",
+    "Report", "Score", "ScoreResult", "Task", "TaskContext", "TaskResult", "TextExample", "Truncation",
+    "UnlearningData", "VisualGenerate", "evaluate", "hookimpl", "load_report", "option", "unlearn",
 ]

@@ -6,7 +6,8 @@ default, so a backend plugin sees in one place what it must and what it may impl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mu_eval.inputs import InputStore
@@ -29,6 +30,26 @@ PLAIN_PROMPT = "Question: {question}\nAnswer: "
 
 class BackendError(Exception):
     """A model could not be loaded or asked; the message says what and where."""
+
+
+class ContextLengthError(BackendError):
+    """A request does not fit the model's context and its benchmark defines no truncation (or the text does
+    not fit even cut as the rule says). `needed` and `context` are positions of the model."""
+
+    def __init__(self, message: str, needed: int, context: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.context = context
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How one request meets the model's context: the positions it needs as asked (None when the backend
+    cannot tell), the context (None: unknown, nothing is checked), and whether its `truncation` rule cut it."""
+
+    needed: int | None
+    context: int | None
+    truncated: bool = False
 
 
 class Backend:
@@ -86,6 +107,29 @@ class Backend:
     def request_length(self, request: Request) -> int:
         """Tokens the request occupies in a batch (prompt plus new tokens for generation)."""
         raise NotImplementedError
+
+    def context_length(self) -> int | None:
+        """Positions the model can attend to (`--model-args max_length`, else the model's own); None when the
+        backend does not know, and then no request is checked."""
+        return None
+
+    def fit(self, request: Request) -> Fit:
+        """How `request` fits the context, computed before any request is answered (the pre-flight); raises
+        `ContextLengthError` when it does not fit. Default: `request_length` against `context_length`, no
+        truncation; a backend that can cut a request as its `truncation` rule says overrides this."""
+        context = self.context_length()
+        if context is None:
+            return Fit(None, None)
+        needed = self.request_length(request)
+        if needed > context:
+            raise ContextLengthError(
+                f"{request.kind} request of {needed} tokens does not fit the model's context of {context}", needed,
+                context)
+        return Fit(needed, context)
+
+    def release(self, requests: Iterable[Request]) -> None:
+        """Forget what `fit` or `request_length` kept for `requests`, which will not be answered (the answer
+        cache served them). Default: nothing is kept."""
 
     def generation_token_budget(self) -> int | None:
         """Prompt plus new tokens that fit in one generation batch, when the backend can tell; None lets the

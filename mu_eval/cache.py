@@ -20,7 +20,10 @@ from mu_eval.requests import RESULT_TYPES, Request, Result
 
 
 def request_key(request: Request) -> str:
-    payload = json.dumps({"kind": request.kind, **asdict(request)}, sort_keys=True, ensure_ascii=False)
+    """The request's fields and kind, hashed; a `truncation` left at None is omitted, so that the keys of
+    requests from before the field existed still find their answers."""
+    fields = {name: value for name, value in asdict(request).items() if not (name == "truncation" and value is None)}
+    payload = json.dumps({"kind": request.kind, **fields}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

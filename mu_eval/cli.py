@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "list": "mu_eval.cli_list:main",
     "demo": "mu_eval.demo.cli:main",
     "convert-reference": "mu_eval.references.cli:main",
+    "data": "mu_eval.cli_data:main",
 }
 USAGE_ERROR = 2
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mu-eval",
         description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
-        "'mu-eval demo', 'mu-eval convert-reference'.",
+        "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
     )
     parser.add_argument("--model", required=True, help="checkpoint path or Hugging Face id")
     parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")

@@ -1,7 +1,9 @@
-"""Dataset loading: the Hugging Face hub when it can be reached, local files of the same schema otherwise.
+"""Dataset loading: the Hugging Face hub, or local files of the same schema in a data directory.
 
 A task names its dataset by hub id, config and split; `--data-dir` (or `MU_EVAL_DATA_DIR`) points the same
-task at local json, jsonl or parquet files. Nothing is downloaded at import time.
+task at local json, jsonl or parquet files, and then a file it lacks is an error at once (no hub retries)
+unless MU_EVAL_ALLOW_HUB is set. `mu-eval data fetch` writes such a directory. Nothing is downloaded at
+import time.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from mu_eval.options import OptionError, parse_bool
 from mu_eval.plain_json import plain_json_rows
 
 DATA_DIR_ENV = "MU_EVAL_DATA_DIR"
+#: Set to a true word (1, true, yes, on) to let a run with a data directory fall back to the hub for a dataset
+#: the directory lacks; by default that is an immediate error.
+ALLOW_HUB_ENV = "MU_EVAL_ALLOW_HUB"
 EXTENSIONS = (".jsonl", ".json", ".parquet")
 
 
@@ -113,11 +120,30 @@ def _bare_string_rows(path: Path) -> list[dict] | None:
     return None
 
 
-def load_from_hub(spec: DatasetSpec) -> list[dict]:
+def hub_table(spec: DatasetSpec) -> Any:
+    """The split as `datasets` loads it from the hub (a `datasets.Dataset`)."""
     import datasets
 
-    table = datasets.load_dataset(spec.hf_id, spec.config, split=spec.split)
-    return list(table)
+    return datasets.load_dataset(spec.hf_id, spec.config, split=spec.split)
+
+
+def load_from_hub(spec: DatasetSpec) -> list[dict]:
+    return list(hub_table(spec))
+
+
+def hub_allowed(allow_hub: bool | None = None) -> bool:
+    """Whether a run with a data directory may go to the hub for what the directory lacks: `allow_hub` when
+    given, else the MU_EVAL_ALLOW_HUB environment variable (off by default)."""
+    if allow_hub is not None:
+        return allow_hub
+    value = os.environ.get(ALLOW_HUB_ENV, "").strip()
+    if not value:
+        return False
+    try:
+        return parse_bool(value, ALLOW_HUB_ENV)
+    except OptionError as error:
+        raise DataError(str(error)) from None
+
 
 
 def check_fields(rows: Iterable[dict], spec: DatasetSpec, source: str) -> None:
@@ -128,8 +154,11 @@ def check_fields(rows: Iterable[dict], spec: DatasetSpec, source: str) -> None:
                 raise DataError(f"{source}: row {index} lacks field {name!r} (dataset {spec.describe()})")
 
 
-def load_rows(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Rows of one split: local files first when a data directory is set, else the hub."""
+def load_rows(
+    spec: DatasetSpec, data_dir: str | os.PathLike | None = None, allow_hub: bool | None = None
+) -> list[dict]:
+    """Rows of one split: from the data directory when one is set (a file it lacks is an error at once, unless
+    the hub is allowed: `allow_hub`, or MU_EVAL_ALLOW_HUB), else from the hub."""
     directory = resolve_data_dir(data_dir)
     looked: list[Path] = []
     if directory is not None:
@@ -138,6 +167,13 @@ def load_rows(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> l
             rows = read_local_file(path)
             check_fields(rows, spec, str(path))
             return rows
+        if not hub_allowed(allow_hub):
+            where = ", ".join(str(p) for p in looked)
+            raise DataError(
+                f"dataset {spec.describe()} is not available in the data directory {directory} (looked at {where}); "
+                f"on a machine with hub access, `mu-eval data fetch TASK --to DIR` writes every file a task reads, "
+                f"or set {ALLOW_HUB_ENV}=1 to try the hub"
+            )
     try:
         rows = load_from_hub(spec)
     except Exception as error:

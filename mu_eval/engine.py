@@ -9,7 +9,7 @@ many rows per decoding step (each step costs about the same fixed overhead whate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from mu_eval.backend import Backend
 from mu_eval.cache import AnswerCache
+from mu_eval.preflight import check_context, task_source
 from mu_eval.requests import Generate, Request, Result
 
 DEFAULT_CPU_BUDGET = 4096
@@ -35,6 +36,9 @@ class EngineStats:
     token_budget: int | None = None
     generation_budget: int | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: Requests a benchmark's truncation rule cut (found by the pre-flight), in all and per task or attack.
+    truncated: int = 0
+    truncated_by_source: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,13 +83,29 @@ class Engine:
             generation_budget = backend.generation_token_budget() or token_budget
         self.generation_budget = generation_budget
 
-    def run(self, requests: list[Request]) -> list[Result]:
-        """Answers in the order of `requests`."""
+    def run(self, requests: list[Request], source: str = "requests") -> list[Result]:
+        """Answers in the order of `requests`, after the pre-flight (`source` names them in its errors)."""
+        self.preflight({source: requests}, describe_source=str)
         answers = self.answer(requests)
         return [answers[r] for r in requests]
 
-    def run_tasks(self, requests_by_task: Mapping[str, Sequence[Request]]) -> dict[str, list[Result]]:
-        """Pool all tasks' requests into one sweep and give each task its answers in its own order."""
+    def preflight(
+        self, requests_by_source: Mapping[str, Sequence[Request]], describe_source: Callable[[str], str] = task_source
+    ) -> dict[str, int]:
+        """`mu_eval.preflight.check_context` on this engine's backend, counted in the statistics."""
+        truncated = check_context(self.backend, requests_by_source, describe_source)
+        self.stats.truncated += sum(truncated.values())
+        for source, count in truncated.items():
+            self.stats.truncated_by_source[source] = self.stats.truncated_by_source.get(source, 0) + count
+        return truncated
+
+    def run_tasks(
+        self, requests_by_task: Mapping[str, Sequence[Request]], preflight: bool = True
+    ) -> dict[str, list[Result]]:
+        """Pool all tasks' requests into one sweep and give each task its answers in its own order; the
+        pre-flight runs first unless the caller ran it (`preflight=False`)."""
+        if preflight:
+            self.preflight(requests_by_task)
         pooled = [r for requests in requests_by_task.values() for r in requests]
         answers = self.answer(pooled)
         return {name: [answers[r] for r in requests] for name, requests in requests_by_task.items()}
@@ -102,6 +122,7 @@ class Engine:
             answers.update(cached)
             self.stats.from_cache += len(cached)
         todo = [r for r in distinct if r not in answers]
+        self.backend.release(answers)  # what the pre-flight kept for them is not needed
         groups: dict[Any, list[Request]] = defaultdict(list)
         for request in todo:
             groups[_group_key(request)].append(request)

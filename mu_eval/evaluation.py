@@ -14,7 +14,9 @@ from mu_eval.data import load_rows
 from mu_eval.engine import Engine
 from mu_eval.inputs import InputStore
 from mu_eval.plugins import get_registry
+from mu_eval.preflight import check_context
 from mu_eval.references import resolve_references, same_weights
+from mu_eval.requests import Request
 from mu_eval.seeding import seed_everything
 from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult
 
@@ -103,13 +105,36 @@ def make_contexts(
     }
 
 
-def run_tasks(
-    engine: Engine, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int
-) -> dict[str, TaskResult]:
-    """Build every task's requests, answer them in one pooled sweep, and let each task score its answers."""
+def build_requests(
+    tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int
+) -> dict[str, Sequence[Request]]:
+    """Every task's requests, each task built from the same seed."""
     requests = {}
     for name, task in tasks.items():
         seed_everything(seed)
         requests[name] = task.build_requests(contexts[name])
-    answers = engine.run_tasks(requests)
-    return {name: task.process_results(answers[name], contexts[name]) for name, task in tasks.items()}
+    return requests
+
+
+def check_tasks_fit(backend: Backend, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int) -> None:
+    """The pre-flight ahead of work that comes before the sweep (an unlearning method's training): a request
+    that does not fit the model's context stops the run now, not after the training. What the backend kept
+    for the answers is released: the sweep fits the requests again."""
+    requests = build_requests(tasks, contexts, seed)
+    check_context(backend, requests)
+    backend.release(request for some in requests.values() for request in some)
+
+
+def run_tasks(
+    engine: Engine, tasks: dict[str, Task], contexts: dict[str, TaskContext], seed: int
+) -> dict[str, TaskResult]:
+    """Build every task's requests, check that they fit the model's context (before any is answered), answer
+    them in one pooled sweep, and let each task score its answers. A task whose requests carry a truncation
+    rule gets `info.truncated`: how many of them the rule cut."""
+    requests = build_requests(tasks, contexts, seed)
+    truncated = engine.preflight(requests)
+    answers = engine.run_tasks(requests, preflight=False)
+    results = {name: task.process_results(answers[name], contexts[name]) for name, task in tasks.items()}
+    for name, count in truncated.items():
+        results[name].info["truncated"] = count
+    return results

@@ -24,6 +24,42 @@ RANDOM_INIT = "random-init"
 
 #: Ways to find a Score's continuation tokens (see `Score`).
 BOUNDARIES: tuple[str, ...] = ("offsets", "prefix", "split")
+#: Sides a `Truncation` may cut.
+TRUNCATION_SIDES: tuple[str, ...] = ("left", "right")
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """How a request longer than allowed is cut, where a benchmark's reference code defines it.
+
+    A request without one (the default) must fit the model's context whole: the run stops before any
+    model work when one does not. The two rules, each some reference code's:
+
+    - side "left", no `max_tokens`: tokens are dropped from the start until the request fits the model's
+      context (lm-evaluation-harness): a scored text keeps its last context + 1 tokens (the continuation
+      must fit whole), a `Choose` context its last context tokens, a generation prompt its last
+      context - max_new_tokens tokens;
+    - side "right", `max_tokens` N: the prompt, and prompt + continuation, are tokenized with the
+      tokenizer's own truncation to their first N tokens (special tokens included), the EOS appended after
+      (open-unlearning's QA datasets, N = 512); the result must still fit the model's context. Only for
+      `Score` with boundary "prefix" and for `Generate`.
+    """
+
+    side: str
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.side not in TRUNCATION_SIDES:
+            raise ValueError(f"Truncation side must be one of {', '.join(TRUNCATION_SIDES)}, got {self.side!r}")
+        if self.side == "left" and self.max_tokens is not None:
+            raise ValueError("a left Truncation cuts to the model's context: it takes no max_tokens")
+        if self.side == "right" and (self.max_tokens is None or self.max_tokens < 1):
+            raise ValueError(f"a right Truncation needs max_tokens >= 1, got {self.max_tokens!r}")
+
+    def describe(self) -> str:
+        if self.side == "left":
+            return "left: drop the first tokens until it fits the model's context (lm-evaluation-harness)"
+        return f"right: keep the first {self.max_tokens} tokens, EOS after (open-unlearning)"
 
 
 @dataclass(frozen=True)
@@ -41,19 +77,23 @@ class Score:
       (lm-evaluation-harness's log-likelihood; an empty context becomes a BOS, or EOS, token).
 
     `append_eos` adds the tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with
-    one); with "prefix" it is not added again after a text that already ends with EOS.
+    one); with "prefix" it is not added again after a text that already ends with EOS. `truncation`: see
+    `Truncation` (None: the text must fit the model's context).
     """
 
     context: str
     continuation: str
     append_eos: bool = False
     boundary: str = "offsets"
+    truncation: Truncation | None = None
 
     kind = "score"
 
     def __post_init__(self) -> None:
         if self.boundary not in BOUNDARIES:
             raise ValueError(f"Score boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
+        if self.truncation is not None and self.truncation.side == "right" and self.boundary != "prefix":
+            raise ValueError("a right Truncation (open-unlearning's) applies to Score boundary 'prefix' only")
 
     def sort_text(self) -> str:
         return self.context + self.continuation
@@ -61,11 +101,13 @@ class Score:
 
 @dataclass(frozen=True)
 class Generate:
-    """Greedy continuation of `prompt`, cut at the first of `stop` (the stop string is not kept)."""
+    """Greedy continuation of `prompt`, cut at the first of `stop` (the stop string is not kept).
+    `truncation`: see `Truncation` (None: prompt plus `max_new_tokens` must fit the model's context)."""
 
     prompt: str
     max_new_tokens: int
     stop: tuple[str, ...] = ()
+    truncation: Truncation | None = None
 
     kind = "generate"
 
@@ -78,13 +120,19 @@ class Choose:
     """Log-likelihood of each option after `context`, e.g. the letters " A".." D" of a question.
 
     Single-token options are read from one next-token distribution; the backend falls back to
-    scoring each option when one of them is not a single token.
+    scoring each option when one of them is not a single token. `truncation`: None (must fit) or the left
+    rule of `Truncation`.
     """
 
     context: str
     options: tuple[str, ...]
+    truncation: Truncation | None = None
 
     kind = "choose"
+
+    def __post_init__(self) -> None:
+        if self.truncation is not None and self.truncation.side != "left":
+            raise ValueError("Choose takes only the left Truncation (lm-evaluation-harness's)")
 
     def sort_text(self) -> str:
         return self.context

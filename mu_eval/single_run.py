@@ -4,6 +4,7 @@ once per step on the in-memory model."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from mu_eval.data import resolve_data_dir
 from mu_eval.engine import Engine
 from mu_eval.evaluation import (
     ModelInput,
+    check_tasks_fit,
     instantiate_tasks,
     make_backend,
     make_contexts,
@@ -98,6 +100,7 @@ def run_single(
                                  reference_data)
         method_section = None
         if method is not None:
+            check_tasks_fit(the_backend, task_instances, contexts, options.seed)  # before the training, not after
             method_started = time.time()
             method_section = apply_method(
                 method, method_options or {}, the_backend, task_instances, contexts, save_model, options.seed,
@@ -130,7 +133,7 @@ def run_single(
                 contexts=contexts,
                 results=results,
                 evaluate=evaluate_on,
-                answer=engine.run,
+                answer=functools.partial(engine.run, source=f"attack {name!r}"),
                 reference=reference_data,
                 seed=options.seed,
                 device=options.device,

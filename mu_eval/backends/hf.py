@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 
-from mu_eval.backend import PLAIN_PROMPT
+from mu_eval.backend import PLAIN_PROMPT, Fit
 from mu_eval.backends.base import TorchModelBackend, model_identity
-from mu_eval.backends.hf_encoding import (
-    encode_prompt,
-    encode_score,
-    move_trailing_space,
-    single_token_options,
+from mu_eval.backends.context_fit import (
+    choose_context,
+    choose_within,
+    generate_within,
+    prompt_ids,
+    score_within,
 )
+from mu_eval.backends.hf_encoding import EncodedScore, move_trailing_space, single_token_options
 from mu_eval.backends.hf_generation import generation_token_budget, greedy_generate
 from mu_eval.backends.hf_loading import ModelArgs, default_device, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
-from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult
+from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Request, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 4
@@ -51,8 +53,9 @@ class HFBackend(TorchModelBackend):
         config_length = getattr(model.config, "max_position_embeddings", None)
         self.max_length = max_length or config_length
         self.counters = {"score_forward": 0, "choose_forward": 0, "generate_calls": 0, "truncated": 0}
-        self._encoded: dict[Score, Any] = {}
-        self._prompt_ids: dict[str, list[int]] = {}
+        self._encoded: dict[Score, EncodedScore] = {}
+        self._prompt_ids: dict[Generate | Choose, list[int]] = {}
+        self._option_ids: dict[Choose, list[int | None]] = {}
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -63,6 +66,8 @@ class HFBackend(TorchModelBackend):
         device = device or default_device()
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision, args.peft)
+        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
+            identity["max_length"] = args.max_length
         return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length,
                    generation_cache=args.generation_cache, **options)
 
@@ -81,30 +86,61 @@ class HFBackend(TorchModelBackend):
         return format_turn
 
     # -- lengths -------------------------------------------------------------------------------------------
-    def _encode_score(self, request: Score) -> Any:
+    def context_length(self) -> int | None:
+        return self.max_length
+
+    def fit(self, request: Request) -> Fit:
+        """Raises `ContextLengthError` when the request does not fit; what it encodes is kept for the answer
+        (`release` drops it for requests the answer cache serves)."""
+        if isinstance(request, Score):
+            encoded, fit = score_within(self.tokenizer, request, self.max_length)
+            self._encoded[request] = encoded
+            return fit
+        if isinstance(request, Generate):
+            ids, fit = generate_within(self.tokenizer, request, self.max_length)
+            self._prompt_ids[request] = ids
+            return fit
+        if isinstance(request, Choose):
+            ids, singles, fit = choose_within(self.tokenizer, request, self.max_length)
+            self._prompt_ids[request] = ids
+            self._option_ids[request] = singles
+            return fit
+        return Fit(None, self.max_length)  # a kind this backend does not answer: `answer` says so
+
+    def release(self, requests: Iterable[Request]) -> None:
+        for request in requests:
+            if isinstance(request, Score):
+                self._encoded.pop(request, None)
+            elif isinstance(request, Generate | Choose):
+                self._prompt_ids.pop(request, None)
+            if isinstance(request, Choose):
+                self._option_ids.pop(request, None)
+
+    def _encode_score(self, request: Score) -> EncodedScore:
         encoded = self._encoded.get(request)
         if encoded is None:
-            encoded = encode_score(
-                self.tokenizer, request.context, request.continuation, request.append_eos, self.max_length,
-                request.boundary,
-            )
-            self._encoded[request] = encoded
+            encoded = self._encoded[request] = score_within(self.tokenizer, request, self.max_length)[0]
         return encoded
 
-    def _encode_prompt(self, text: str) -> list[int]:
-        """Prompt ids, kept from `request_length` until the request is answered (each text encoded once)."""
-        ids = self._prompt_ids.get(text)
+    def _encode_prompt(self, request: Generate | Choose) -> list[int]:
+        """Generation prompt ids as fitted, or a question's whole context ids, kept from the pre-flight or
+        `request_length` until the request is answered (each encoded once)."""
+        ids = self._prompt_ids.get(request)
         if ids is None:
-            ids = self._prompt_ids[text] = encode_prompt(self.tokenizer, text, self.max_length)
+            if isinstance(request, Generate):
+                ids = generate_within(self.tokenizer, request, self.max_length)[0]
+            else:
+                ids = prompt_ids(self.tokenizer, move_trailing_space(request.context, ())[0])[0]
+            self._prompt_ids[request] = ids
         return ids
 
     def request_length(self, request: Any) -> int:
         if isinstance(request, Score):
             return len(self._encode_score(request).input_ids)
         if isinstance(request, Generate):
-            return len(self._encode_prompt(request.prompt)) + request.max_new_tokens
+            return len(self._encode_prompt(request)) + request.max_new_tokens
         if isinstance(request, Choose):
-            return len(self._encode_prompt(move_trailing_space(request.context, ())[0])) + 1
+            return len(choose_context(self._encode_prompt(request), request, self.max_length)) + 1
         raise TypeError(f"not a request: {request!r}")
 
     def generation_token_budget(self) -> int | None:
@@ -122,33 +158,35 @@ class HFBackend(TorchModelBackend):
 
     def generate(self, requests: list[Generate]) -> list[GenerateResult]:
         self.counters["generate_calls"] += 1
-        prompts = [self._encode_prompt(r.prompt) for r in requests]
+        prompts = [self._encode_prompt(r) for r in requests]
         for request in requests:
-            self._prompt_ids.pop(request.prompt, None)
+            self._prompt_ids.pop(request, None)
         return greedy_generate(self.torch_model, self.tokenizer, prompts, requests, self.device, self.generation_cache)
 
     def choose(self, requests: list[Choose]) -> list[ChooseResult]:
         """lm-evaluation-harness's log-likelihoods: single-token options from one next-token distribution, the
         rest scored as lm-eval scores them (`Score` with boundary "split")."""
         pairs = [move_trailing_space(r.context, r.options) for r in requests]
-        contexts = [self._encode_prompt(context) for context, _ in pairs]
-        for context, _ in pairs:
-            self._prompt_ids.pop(context, None)
+        contexts = [self._encode_prompt(r) for r in requests]
         option_ids = [
-            single_token_options(self.tokenizer, ids, context, options)
-            for ids, (context, options) in zip(contexts, pairs)
+            self._option_ids.pop(request, []) or single_token_options(self.tokenizer, ids, context, options)
+            for request, ids, (context, options) in zip(requests, contexts, pairs)
         ]
+        for request in requests:
+            self._prompt_ids.pop(request, None)
         single = [i for i, ids in enumerate(option_ids) if all(o is not None for o in ids)]
         results: list[ChooseResult | None] = [None] * len(requests)
         if single:
             self.counters["choose_forward"] += 1
-            logprobs = next_token_logprobs(self.torch_model, [contexts[i] for i in single], self.device)
+            fed = [choose_context(contexts[i], requests[i], self.max_length) for i in single]
+            logprobs = next_token_logprobs(self.torch_model, fed, self.device)
             for row, index in enumerate(single):
                 chosen = logprobs[row, option_ids[index]].tolist()
                 results[index] = ChooseResult(tuple(chosen), single_pass=True)
         multi = [i for i in range(len(requests)) if results[i] is None]
         if multi:
-            scores = [Score(pairs[i][0], option, boundary="split") for i in multi for option in pairs[i][1]]
+            scores = [Score(pairs[i][0], option, boundary="split", truncation=requests[i].truncation)
+                      for i in multi for option in pairs[i][1]]
             answered = self.score(scores)
             cursor = 0
             for index in multi:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mu_eval.backend import ContextLengthError
+
 
 @dataclass(frozen=True)
 class EncodedScore:
@@ -47,6 +49,7 @@ def encode_score(
     append_eos: bool,
     max_length: int | None,
     boundary: str = "offsets",
+    right_cap: int | None = None,
 ) -> EncodedScore:
     """Encode `context + continuation` and mark where the scored continuation starts (see `Score.boundary`).
 
@@ -55,9 +58,16 @@ def encode_score(
     the text are dropped. "prefix": the joint tokens after the first len(tokenize(context)) are scored,
     exactly as the tokenizer returns them, never the first token. "split": the context's own tokens
     followed by those joint tokens, as lm-evaluation-harness feeds them.
+
+    `right_cap` N ("prefix" only): both texts are tokenized with the tokenizer's truncation to their first N
+    tokens, before the EOS is appended (open-unlearning's QA datasets). `max_length`: the context is cut from
+    the left until the text fits (training's rule; evaluation fits texts in `context_fit` instead).
     """
+    cut_right = False
+    if right_cap is not None and boundary != "prefix":
+        raise ValueError("right_cap applies to the 'prefix' boundary only")
     if boundary == "prefix":
-        ids, start = _prefix_split(tokenizer, context, continuation)
+        ids, start, cut_right = _prefix_split(tokenizer, context, continuation, right_cap)
     elif boundary == "split":
         ids, start = _context_then_rest(tokenizer, context, continuation)
     elif boundary == "offsets":
@@ -70,7 +80,7 @@ def encode_score(
         eos = int(tokenizer.eos_token_id)
         if boundary == "offsets" or not ids or ids[-1] != eos or len(ids) <= start:
             ids = ids + [eos]
-    truncated = False
+    truncated = cut_right
     if max_length is not None and len(ids) > max_length:
         # keep the continuation, cut the context from the left
         cut = len(ids) - max_length
@@ -105,22 +115,32 @@ def _offset_split(tokenizer: Any, context: str, continuation: str) -> tuple[list
     return ids, start
 
 
-def _prefix_split(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
-    """Joint ids and len(ids of the context alone), both with the special tokens the joint text gets."""
+def _prefix_split(
+    tokenizer: Any, context: str, continuation: str, cap: int | None = None
+) -> tuple[list[int], int, bool]:
+    """Joint ids and len(ids of the context alone), both with the special tokens the joint text gets, and
+    whether `cap` cut the joint text (both are then the tokenizer's truncation to their first `cap` tokens)."""
     add_special = not adds_bos_itself(tokenizer, context + continuation)
     ids = list(tokenizer(context + continuation, add_special_tokens=add_special)["input_ids"])
     if not ids:
-        return [prefix_token_id(tokenizer)], 1
-    context_ids = tokenizer(context, add_special_tokens=add_special)["input_ids"]
-    return ids, min(max(len(context_ids), 1), len(ids))
+        return [prefix_token_id(tokenizer)], 1, False
+    cut = cap is not None and len(ids) > cap
+    capped = {"truncation": True, "max_length": cap} if cut else {}
+    if cut:
+        ids = list(tokenizer(context + continuation, add_special_tokens=add_special, **capped)["input_ids"])
+    context_ids = tokenizer(context, add_special_tokens=add_special, **capped)["input_ids"]
+    return ids, min(max(len(context_ids), 1), len(ids)), cut
 
 
 def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None) -> list[int]:
+    """The prompt's ids (the prefix token for an empty prompt); longer than `max_length` is an error, never
+    a silent cut (the evaluation backends fit prompts in `context_fit`)."""
     ids, _ = encode(tokenizer, prompt)
     if not ids:
         ids = [prefix_token_id(tokenizer)]
     if max_length is not None and len(ids) > max_length:
-        ids = ids[-max_length:]
+        raise ContextLengthError(f"prompt of {len(ids)} tokens is longer than the model's context of {max_length}",
+                                 len(ids), max_length)
     return ids
 
 

@@ -82,7 +82,8 @@ def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[Sc
         targets.extend(item.input_ids[item.start :])
     if not rows:
         return [_result([], item.eos_appended) for item in encoded]
-    input_ids, attention_mask = pad_right([e.input_ids for e in encoded])
+    # the last token is only a target: the model never sees it (a text of n tokens needs n - 1 positions)
+    input_ids, attention_mask = pad_right([e.input_ids[: max(len(e.input_ids) - 1, 1)] for e in encoded])
     position_ids = torch.arange(input_ids.shape[1])[None, :].expand_as(input_ids)
     inputs = {
         "input_ids": input_ids.to(device),

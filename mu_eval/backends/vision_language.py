@@ -295,6 +295,12 @@ class VisionLanguageBackend(TorchModelBackend):
         text = len(self.text_tokenizer(placeholders.prepare(request.prompt))["input_ids"])
         return text + len(request.images) * (placeholders.positions() - 1)
 
+    def context_length(self) -> int | None:
+        """The language model's positions: the pre-flight checks prompt (images expanded) + new tokens."""
+        config = self.torch_model.config
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        return getattr(text_config, "max_position_embeddings", None)
+
     def request_length(self, request: Any) -> int:
         if isinstance(request, VisualGenerate) and request.images:
             return self._visual_length(request) + request.max_new_tokens

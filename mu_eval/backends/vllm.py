@@ -12,17 +12,28 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mu_eval.backend import PLAIN_PROMPT, Backend, BackendError
+from mu_eval.backend import PLAIN_PROMPT, Backend, BackendError, Fit
 from mu_eval.backends.base import checkpoint_source
-from mu_eval.backends.hf_encoding import (
-    encode_prompt,
-    encode_score,
-    move_trailing_space,
-    single_token_options,
+from mu_eval.backends.context_fit import (
+    choose_context,
+    choose_within,
+    generate_within,
+    prompt_ids,
+    score_within,
 )
+from mu_eval.backends.hf_encoding import move_trailing_space, single_token_options
 from mu_eval.backends.hf_loading import ModelArgs
 from mu_eval.identity import hash_weight_files
-from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Score, ScoreResult, cut_at_stop
+from mu_eval.requests import (
+    Choose,
+    ChooseResult,
+    Generate,
+    GenerateResult,
+    Request,
+    Score,
+    ScoreResult,
+    cut_at_stop,
+)
 
 #: Bumped whenever a change to this backend could change an answer (part of the cache key).
 ANSWER_VERSION = 3
@@ -101,6 +112,8 @@ class VLLMBackend(Backend):
             "adapter": None,
             "quantization": config.quantization,
         }
+        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
+            identity["max_length"] = args.max_length
         return cls(llm, identity, max_length=args.max_length, **options)
 
     @classmethod
@@ -120,15 +133,34 @@ class VLLMBackend(Backend):
             [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
         )
 
+    def context_length(self) -> int | None:
+        return self.max_length
+
+    def fit(self, request: Request) -> Fit:
+        """As the hf backend, except that vLLM feeds a scored text's last token too (prompt log-probs)."""
+        if isinstance(request, Score):
+            return score_within(self.tokenizer, request, self.max_length, feeds_last=True)[1]
+        if isinstance(request, Generate):
+            return generate_within(self.tokenizer, request, self.max_length)[1]
+        if isinstance(request, Choose):
+            return choose_within(self.tokenizer, request, self.max_length, feeds_last=True)[2]
+        raise TypeError(f"the vllm backend cannot answer {request!r}")
+
+    def _score_ids(self, request: Score) -> Any:
+        return score_within(self.tokenizer, request, self.max_length, feeds_last=True)[0]
+
+    def _whole_context(self, request: Choose) -> list[int]:
+        return prompt_ids(self.tokenizer, move_trailing_space(request.context, ())[0])[0]
+
+    def _context_ids(self, request: Choose) -> list[int]:
+        return choose_context(self._whole_context(request), request, self.max_length, feeds_last=True)
+
     def request_length(self, request: Any) -> int:
         if isinstance(request, Score):
-            encoded = encode_score(self.tokenizer, request.context, request.continuation, request.append_eos,
-                                   self.max_length, request.boundary)
-            return len(encoded.input_ids)
+            return len(self._score_ids(request).input_ids)
         if isinstance(request, Generate):
-            prompt_ids = encode_prompt(self.tokenizer, request.prompt, self.max_length)
-            return len(prompt_ids) + request.max_new_tokens
-        return len(encode_prompt(self.tokenizer, request.context, self.max_length)) + 1
+            return len(generate_within(self.tokenizer, request, self.max_length)[0]) + request.max_new_tokens
+        return len(self._context_ids(request)) + 1
 
     def _run(self, token_lists: list[list[int]], params: Any) -> list[Any]:
         """`params`: one SamplingParams for all prompts, or a list with one per prompt."""
@@ -140,8 +172,7 @@ class VLLMBackend(Backend):
     def score(self, requests: list[Score]) -> list[ScoreResult]:
         from vllm import SamplingParams
 
-        encoded = [encode_score(self.tokenizer, r.context, r.continuation, r.append_eos, self.max_length, r.boundary)
-                   for r in requests]
+        encoded = [self._score_ids(r) for r in requests]
         outputs = self._run([list(e.input_ids) for e in encoded],
                             SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1))
         return [score_from_prompt_logprobs(o.prompt_logprobs, e.input_ids, e.start, e.eos_appended)
@@ -151,7 +182,7 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
 
         params = [SamplingParams(**settings) for settings in generation_settings(requests)]
-        prompts = [encode_prompt(self.tokenizer, r.prompt, self.max_length) for r in requests]
+        prompts = [generate_within(self.tokenizer, r, self.max_length)[0] for r in requests]
         outputs = self._run(prompts, params)
         return [GenerateResult(cut_at_stop(o.outputs[0].text, r.stop), len(o.outputs[0].token_ids))
                 for o, r in zip(outputs, requests)]
@@ -160,15 +191,17 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
 
         pairs = [move_trailing_space(r.context, r.options) for r in requests]
-        contexts = [encode_prompt(self.tokenizer, context, self.max_length) for context, _ in pairs]
+        whole = [self._whole_context(r) for r in requests]
+        contexts = [choose_context(ids, r, self.max_length, feeds_last=True) for ids, r in zip(whole, requests)]
         outputs = self._run(contexts, SamplingParams(max_tokens=1, temperature=0.0, logprobs=CHOOSE_TOP_K))
         results = []
-        for (context, options), ids, output in zip(pairs, contexts, outputs):
+        for request, (context, options), ids, output in zip(requests, pairs, whole, outputs):
             top = output.outputs[0].logprobs[0]
             option_ids = single_token_options(self.tokenizer, ids, context, options)
             if all(i is not None and i in top for i in option_ids):
                 results.append(ChooseResult(tuple(float(top[i].logprob) for i in option_ids), True))
             else:
-                scored = self.score([Score(context, option, boundary="split") for option in options])
+                scored = self.score([Score(context, option, boundary="split", truncation=request.truncation)
+                                     for option in options])
                 results.append(ChooseResult(tuple(s.sum_logprob() for s in scored), False))
         return results

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mu_eval.options import option
-from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult
+from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult, Truncation
 from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult, TextExample, UnlearningData
 from mu_eval.tasks.tofu import metrics as M
 from mu_eval.tasks.tofu import results as R
 from mu_eval.tasks.tofu.sources import EVAL_SETS, HubSource, TofuSource, check_split
 
 MAX_NEW_TOKENS = 200
+#: open-unlearning's QA datasets tokenize prompt and prompt + answer with truncation to their first 512 tokens
+#: (`max_length: 512`) when no chat template is applied; with a chat template they cut nothing.
+OPEN_UNLEARNING_TRUNCATION = Truncation("right", 512)
 BASE_FIELD = {"forget": "paraphrased_answer", "retain": "paraphrased_answer",
               "real_authors": "answer", "world_facts": "answer"}
 
@@ -146,9 +149,16 @@ class TofuTask(Task):
             raise ValueError(f"{self.name}: the {role} set is empty")
         return rows
 
-    def answer_score(self, prompt: str, text: str) -> Score:
-        """One answer's Score: EOS appended, answer tokens found by this run's `scoring` rule."""
-        return Score(prompt, text, True, self.boundary)
+    def truncation(self, ctx: TaskContext) -> Truncation | None:
+        """open-unlearning's cut at 512 tokens where its code applies it (a prompt without a chat template);
+        None elsewhere: a text longer than the model's context is then an error."""
+        return OPEN_UNLEARNING_TRUNCATION if self.template is not None or not ctx.uses_chat_template else None
+
+    def answer_score(self, prompt: str, text: str, ctx: TaskContext | None = None) -> Score:
+        """One answer's Score: EOS appended, answer tokens found by this run's `scoring` rule, cut as
+        open-unlearning cuts it when the rule is the reference's (`truncation`)."""
+        rule = self.truncation(ctx) if ctx is not None and self.boundary == "prefix" else None
+        return Score(prompt, text, True, self.boundary, rule)
 
     # -- requests ------------------------------------------------------------------------------------------
     def build_requests(self, ctx: TaskContext) -> list[Request]:
@@ -166,7 +176,7 @@ class TofuTask(Task):
 
     def _mia_items(self, plan: RequestPlan, ctx: TaskContext, rows: list[dict]) -> list[PlannedItem]:
         """Membership-inference texts: each row's answer after its prompt."""
-        return [PlannedItem(row, plan.add(self.answer_score(self.prompt(ctx, row["question"]), row["answer"])))
+        return [PlannedItem(row, plan.add(self.answer_score(self.prompt(ctx, row["question"]), row["answer"], ctx)))
                 for row in rows]
 
     def _plan_item(self, plan: RequestPlan, ctx: TaskContext, role: str, index: int, row: dict) -> PlannedItem:
@@ -176,10 +186,10 @@ class TofuTask(Task):
         prompt = self.prompt(ctx, row["question"])
         return PlannedItem(
             row=row,
-            answer=plan.add(self.answer_score(prompt, row["answer"])),
-            base=plan.add(self.answer_score(prompt, row[BASE_FIELD[role]])),
-            perturbed=tuple(plan.add(self.answer_score(prompt, text)) for text in perturbed),
-            generation=plan.add(Generate(prompt, self.max_new_tokens)),
+            answer=plan.add(self.answer_score(prompt, row["answer"], ctx)),
+            base=plan.add(self.answer_score(prompt, row[BASE_FIELD[role]], ctx)),
+            perturbed=tuple(plan.add(self.answer_score(prompt, text, ctx)) for text in perturbed),
+            generation=plan.add(Generate(prompt, self.max_new_tokens, truncation=self.truncation(ctx))),
         )
 
     # -- results -------------------------------------------------------------------------------------------

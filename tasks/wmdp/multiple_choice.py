@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from mu_eval.data import DataError
-from mu_eval.requests import Choose, ChooseResult, Result
+from mu_eval.requests import Choose, ChooseResult, Result, Truncation
 from mu_eval.task import MetricValue
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 #: lm-eval's target delimiter is a space, so the options are " A" .. " D".
 OPTIONS: tuple[str, ...] = tuple(f" {letter}" for letter in LETTERS)
+#: lm-eval cuts a question longer than the model's context from the left (it keeps the last tokens).
+LM_EVAL_TRUNCATION = Truncation("left")
 
 
 def header(topic: str) -> str:
@@ -44,7 +46,7 @@ def check_choices(row: dict, where: str) -> list[str]:
 
 
 def choose_request(context: str) -> Choose:
-    return Choose(context, OPTIONS)
+    return Choose(context, OPTIONS, LM_EVAL_TRUNCATION)
 
 
 def correctness(answers: Sequence[Result], golds: Sequence[int]) -> list[float]:

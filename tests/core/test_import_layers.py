@@ -21,15 +21,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data")),
     ("interfaces", ("mu_eval.task", "mu_eval.method", "mu_eval.backend", "mu_eval.attack",
                     "mu_eval.attack_inputs", "mu_eval.plugins")),
-    ("engine", ("mu_eval.engine", "mu_eval.cache")),
+    ("engine", ("mu_eval.engine", "mu_eval.cache", "mu_eval.preflight")),
     ("backends", ("mu_eval.backends",)),
     ("metrics/report", ("mu_eval.metrics", "mu_eval.report", "mu_eval.report_builder", "mu_eval.references")),
-    ("evaluation", ("mu_eval.evaluation",)),
+    ("evaluation", ("mu_eval.evaluation", "mu_eval.data_fetch")),
     ("unlearning/protocols", ("mu_eval.training", "mu_eval.unlearning", "mu_eval.protocols",
                               "mu_eval.protocol_runner", "mu_eval.single_run")),
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
     ("api", ("mu_eval.api", "mu_eval")),
-    ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.demo")),
+    ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.demo")),
 ]
 #: The built-in plugins are reached through entry points only; the demo is an application that builds its data
 #: with the synthetic-profiles generator.

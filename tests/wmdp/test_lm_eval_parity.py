@@ -137,3 +137,45 @@ def test_choose_equals_lm_eval_loglikelihood_for_any_options(checkpoint_fixture,
                     for i, option in enumerate(options)]
         expected = [logprob for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True)]
         assert list(answer.logprobs) == pytest.approx(expected, abs=1e-4), (context, options)
+
+
+#: Shorter than every 5-shot question and than some 0-shot ones (byte-level tokens of the tiny tokenizers).
+MAX_LENGTH = 140
+
+
+@pytest.mark.parametrize("checkpoint_fixture", ("letter_checkpoint", "split_letter_checkpoint"))
+def test_questions_longer_than_max_length_are_cut_as_lm_eval_cuts_them(checkpoint_fixture, request, data_dir,
+                                                                        task_manager, tmp_path):
+    """With max_length below the questions' lengths, lm-eval keeps the last max_length + 1 tokens of context +
+    option (a warning, no error); mu-eval gives the same log-likelihoods and counts the cut questions in
+    `info.truncated`, each counted here from lm-eval's own encoding of its own requests."""
+    from lm_eval.models.huggingface import HFLM
+
+    checkpoint = request.getfixturevalue(checkpoint_fixture)
+    lm = HFLM(pretrained=str(checkpoint), max_length=MAX_LENGTH, dtype="float32", batch_size=1, device="cpu")
+    tasks = [f"local_mmlu_{s}" for s in SUBJECTS]
+    theirs, cut = {}, {}
+    for shots in (0, 5):
+        results = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=shots, task_manager=task_manager,
+                                          log_samples=True)
+        for task in tasks:
+            samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
+            theirs[shots, task] = {"acc": results["results"][task]["acc,none"],
+                                   "logprobs": [[r[0] for r in s["filtered_resps"]] for s in samples]}
+            pairs = [[lm._encode_pair(*argument) for argument in s["arguments"]] for s in samples]
+            cut[shots, task] = sum(any(len(c) + len(o) > MAX_LENGTH + 1 for c, o in doc) for doc in pairs)
+    report = mu_eval.evaluate(str(checkpoint), ["mmlu", "mmlu_5shot"], model_args={"max_length": MAX_LENGTH},
+                              data_dir=data_dir, output_path=tmp_path, log_samples=True, use_cache=False,
+                              progress=False)
+    import json
+
+    for shots, mu_task in ((0, "mmlu"), (5, "mmlu_5shot")):
+        samples = [json.loads(line) for line in (tmp_path / f"samples_{mu_task}.jsonl").read_text().splitlines()]
+        for subject in SUBJECTS:
+            assert_same([s for s in samples if s["subject"] == subject], theirs[shots, f"local_mmlu_{subject}"])
+            assert (report.tasks[mu_task]["metrics"][f"acc_{subject}"]["value"]
+                    == theirs[shots, f"local_mmlu_{subject}"]["acc"])
+        assert report.tasks[mu_task]["info"]["truncated"] == sum(cut[shots, task] for task in tasks)
+    assert sum(cut[5, task] for task in tasks) == 5  # every 5-shot question was cut: the comparison saw cuts
+    assert sum(cut[0, task] for task in tasks) < 5
+    assert report["engine"]["truncated"] == sum(cut.values())
