@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mu_eval.backend import Backend
+from mu_eval.caller_state import preserved_state
 from mu_eval.evaluation import ModelInput, check_limit, make_backend
 from mu_eval.method import Method, MethodError
 from mu_eval.protocol_runner import run_protocol
@@ -52,8 +53,10 @@ def evaluate(
 ) -> Report:
     """Evaluate `model` on `tasks` and return the report (also written to `output_path` when given).
 
-    `model` is a path or hub id, or an in-memory `(model, tokenizer)` pair (or pass `tokenizer=`); an
-    in-memory model is handed back in the train/eval mode and on the device it had. The answer cache is
+    `model` is a path or hub id, or an in-memory `(model, tokenizer)` pair (or pass `tokenizer=`). The
+    caller's state is put back afterwards: the global random generators (Python, NumPy, torch CPU and CUDA)
+    continue where they were, and an in-memory model keeps each module's train/eval mode, its devices,
+    dtypes and `requires_grad` flags, and its tokenizer its padding and truncation settings. The answer cache is
     on by default for models loaded from a path and off for in-memory models, whose weights change
     during training.
 
@@ -70,11 +73,21 @@ def evaluate(
     )
     if tokenizer is not None and not isinstance(model, tuple | Backend):
         model = (model, tokenizer)
-    if protocol is not None:
-        return run_protocol(model, tasks, options, protocol=protocol, protocol_options=protocol_options,
-                            method=method, method_options=method_options, attacks=attacks, save_model=save_model)
-    return run_single(model, tasks, options, attacks=attacks, attack_options=attack_options, method=method,
-                      method_options=method_options, save_model=save_model)
+    with preserved_state(*_callers_objects(model)):
+        if protocol is not None:
+            return run_protocol(model, tasks, options, protocol=protocol, protocol_options=protocol_options,
+                                method=method, method_options=method_options, attacks=attacks, save_model=save_model)
+        return run_single(model, tasks, options, attacks=attacks, attack_options=attack_options, method=method,
+                          method_options=method_options, save_model=save_model)
+
+
+def _callers_objects(model: ModelInput) -> tuple[Any, Any]:
+    """The caller's torch model and tokenizer, when the caller handed them in (None for a path)."""
+    if isinstance(model, tuple):
+        return model
+    if isinstance(model, Backend):
+        return getattr(model, "torch_model", None), model.tokenizer
+    return None, None
 
 
 @dataclass
@@ -102,8 +115,10 @@ def unlearn(
 ) -> UnlearningResult:
     """Unlearn `forget` from a model (a path or hub id, or an in-memory model with its tokenizer).
 
-    An in-memory model is changed in place when the method allows it. Prompts are used verbatim: format
-    them with the model's chat template first if it has one. `options` are the method's own options.
+    An in-memory model is changed in place when the method allows it; its modes, devices, dtypes and
+    `requires_grad` flags, the tokenizer's settings and the global random generators are put back.
+    Prompts are used verbatim: format them with the model's chat template first if it has one. `options` are
+    the method's own options.
     """
     if method is None:
         raise MethodError("name the unlearning method, e.g. unlearn(model, tokenizer, 'npo', forget=...)")
@@ -116,6 +131,7 @@ def unlearn(
     if not data.forget:
         raise MethodError("the forget set is empty")
     instance = instantiate_method(method, options, seed)
-    seed_everything(seed)
-    unlearned, section = run_method(instance, model, tokenizer, data, save_model)
+    with preserved_state(model, tokenizer):
+        seed_everything(seed)
+        unlearned, section = run_method(instance, model, tokenizer, data, save_model)
     return UnlearningResult(unlearned, tokenizer, section)
