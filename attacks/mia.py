@@ -10,7 +10,7 @@ norm one backward pass per text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mu_eval import attack_inputs
@@ -81,6 +81,8 @@ class MembershipInference(ConfiguredAttack):
         if "reference" in names and not config["reference_model"]:
             raise AttackError("attack 'mia': the reference score needs reference_model=PATH (e.g. the retain model)")
         sets, skipped = self._membership_sets(ctx)
+        if "min_k_plus_plus" in names:  # the only score that reads the vocabulary-wide mean and variance
+            sets = {name: _with_vocab_stats(membership) for name, membership in sets.items()}
         include_eos = config["include_eos"]
         per_task: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
         for task_name, membership in sets.items():
@@ -163,3 +165,9 @@ class MembershipInference(ConfiguredAttack):
             backend.close()
             del backend
             free_memory()
+
+
+def _with_vocab_stats(membership: attack_inputs.MembershipSet) -> attack_inputs.MembershipSet:
+    """The same sets, every request asking for the mean and variance of log p (Min-K%++)."""
+    return replace(membership, members=[replace(r, vocab_stats=True) for r in membership.members],
+                   nonmembers=[replace(r, vocab_stats=True) for r in membership.nonmembers])

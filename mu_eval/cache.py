@@ -18,11 +18,15 @@ from typing import Any
 from mu_eval.identity import identity_key
 from mu_eval.requests import RESULT_TYPES, Request, Result
 
+#: (field, value) pairs left out of a request's key: defaults of fields added after answers were cached.
+OMITTED_DEFAULTS = (("truncation", None), ("vocab_stats", False))
+
 
 def request_key(request: Request) -> str:
-    """The request's fields and kind, hashed; a `truncation` left at None is omitted, so that the keys of
-    requests from before the field existed still find their answers."""
-    fields = {name: value for name, value in asdict(request).items() if not (name == "truncation" and value is None)}
+    """The request's fields and kind, hashed; a `truncation` left at None and a `vocab_stats` left False are
+    omitted, so that the keys of requests from before those fields existed still find their answers (an
+    answer from then carries the vocabulary statistics, which such a request does not read)."""
+    fields = {name: value for name, value in asdict(request).items() if (name, value) not in OMITTED_DEFAULTS}
     payload = json.dumps({"kind": request.kind, **fields}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -79,6 +79,10 @@ class Score:
     `append_eos` adds the tokenizer's EOS as a flagged extra continuation token (TOFU's answers end with
     one); with "prefix" it is not added again after a text that already ends with EOS. `truncation`: see
     `Truncation` (None: the text must fit the model's context).
+
+    `vocab_stats`: also compute the mean and variance of log p over the whole vocabulary at every scored
+    token (Min-K%++ needs them). They cost several float32 passes over the vocabulary per token, so they are
+    computed only when asked for; otherwise the answer carries NaN for them.
     """
 
     context: str
@@ -86,6 +90,7 @@ class Score:
     append_eos: bool = False
     boundary: str = "offsets"
     truncation: Truncation | None = None
+    vocab_stats: bool = False
 
     kind = "score"
 
@@ -190,7 +195,8 @@ def visual_generate_request(
 @dataclass(frozen=True)
 class ScoreResult:
     """Per continuation token: log-prob of the target, whether it was the argmax, and the mean and
-    variance of log p under the model's own next-token distribution (for Min-K%++).
+    variance of log p under the model's own next-token distribution (for Min-K%++; NaN unless the request
+    set `vocab_stats`).
 
     When `eos_appended` is true, the last entry of every tuple belongs to the appended EOS.
     """

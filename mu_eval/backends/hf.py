@@ -151,7 +151,7 @@ class HFBackend(TorchModelBackend):
         encoded = [self._encode_score(r) for r in requests]
         self.counters["score_forward"] += 1
         self.counters["truncated"] += sum(e.truncated for e in encoded)
-        results = score_batch(self.torch_model, encoded, self.device)
+        results = score_batch(self.torch_model, encoded, self.device, [r.vocab_stats for r in requests])
         for request in requests:
             self._encoded.pop(request, None)
         return results

@@ -1,10 +1,12 @@
-"""One forward pass per batch of scored texts; per-token statistics reduced on the device.
+"""One forward pass per batch of scored texts; per-token statistics reduced on the device, chunk by chunk.
 
-Full logits never leave the device: only four numbers per continuation token do.
+Full logits never leave the device, nor exist at once: the output head and the float32 statistics run on
+`chunk_rows` positions at a time, and only four numbers per continuation token come back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -12,8 +14,15 @@ import torch
 from mu_eval.backends.hf_encoding import EncodedScore
 from mu_eval.requests import ScoreResult
 
-#: Rows of the vocabulary-wide log-softmax computed at once (bounds the float32 temporary).
-STATS_CHUNK = 2048
+#: Elements (positions x vocabulary) of logits computed and reduced at once: the output head and the float32
+#: statistics run on this many at a time, so a 32k-token batch never holds its [tokens, vocabulary] logits
+#: (8 GB at a 128k vocabulary) but about 256 MB of float32 at a time.
+CHUNK_ELEMENTS = 1 << 26
+
+
+def chunk_rows(vocabulary: int) -> int:
+    """Positions per chunk for a vocabulary of this size (at least one)."""
+    return max(1, CHUNK_ELEMENTS // max(vocabulary, 1))
 
 
 def pad_right(sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,24 +36,28 @@ def pad_right(sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Ten
     return input_ids, attention_mask
 
 
-def token_statistics(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """For rows of logits [N, V] and targets [N]: log p(target), argmax==target, E[log p], Var[log p].
+def token_statistics(logits: torch.Tensor, targets: torch.Tensor, vocab_stats: torch.Tensor) -> torch.Tensor:
+    """For rows of logits [N, V], targets [N] and flags [N]: log p(target), argmax==target, E[log p] and
+    Var[log p] (NaN in rows whose flag is off: they cost three more passes over the vocabulary).
 
     Computed in float32 whatever the model's dtype; returns a [N, 4] float32 tensor on the same device.
+    Callers pass at most `chunk_rows` rows at once.
     """
-    out = []
-    for begin in range(0, logits.shape[0], STATS_CHUNK):
-        chunk = logits[begin : begin + STATS_CHUNK].float()
-        target = targets[begin : begin + STATS_CHUNK]
-        logp = torch.log_softmax(chunk, dim=-1)
+    chunk = logits.float()
+    normaliser = torch.logsumexp(chunk, dim=-1)
+    target_logp = chunk.gather(-1, targets[:, None]).squeeze(-1) - normaliser
+    greedy = (chunk.argmax(-1) == targets).float()
+    expected = torch.full_like(target_logp, float("nan"))
+    variance = torch.full_like(target_logp, float("nan"))
+    wanted = vocab_stats.nonzero().squeeze(-1)
+    if wanted.numel():
+        logp = chunk[wanted] - normaliser[wanted, None]
         probs = logp.exp()
-        expected = (probs * logp).sum(-1)
+        mean = (probs * logp).sum(-1)
+        expected[wanted] = mean
         # centred, not E[x^2] - E[x]^2: near-uniform rows would lose the variance to cancellation
-        variance = (probs * (logp - expected[:, None]).square()).sum(-1)
-        target_logp = logp.gather(-1, target[:, None]).squeeze(-1)
-        greedy = (chunk.argmax(-1) == target).float()
-        out.append(torch.stack([target_logp, greedy, expected, variance], dim=-1))
-    return torch.cat(out, dim=0)
+        variance[wanted] = (probs * (logp - mean[:, None]).square()).sum(-1)
+    return torch.stack([target_logp, greedy, expected, variance], dim=-1)
 
 
 def _logit_postprocessing(config: Any) -> bool:
@@ -52,34 +65,64 @@ def _logit_postprocessing(config: Any) -> bool:
     return bool(getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None))
 
 
-def selected_logits(model: Any, inputs: dict[str, torch.Tensor], rows: torch.Tensor, positions: torch.Tensor):
-    """Logits at (row, position) pairs only: the output head runs on the selected hidden states.
+def _vocabulary(head: Any, config: Any) -> int:
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return int(weight.shape[0])
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text_config, "vocab_size", 0) or 1)
 
-    Scoring needs the distribution at continuation positions alone; skipping the head elsewhere saves its
-    FLOPs and the [batch, length, vocabulary] tensor. Architectures where that is not exact fall back to
-    the full forward pass.
+
+def selected_logit_chunks(
+    model: Any, inputs: dict[str, torch.Tensor], rows: torch.Tensor, positions: torch.Tensor
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Logits at (row, position) pairs only, as (first index, [chunk, vocabulary]) pieces of `chunk_rows`.
+
+    Scoring needs the distribution at continuation positions alone: the output head runs on the selected
+    hidden states, a chunk at a time, which saves its FLOPs elsewhere and never builds the whole
+    [positions, vocabulary] tensor. Architectures where that is not exact (no separable head, soft-capped
+    or scaled logits) take the full forward pass, whose selected logits are then cut the same way.
     """
     unwrapped = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft injects in place
     head = unwrapped.get_output_embeddings()
     base = getattr(unwrapped, getattr(unwrapped, "base_model_prefix", ""), None)
     base_has_head = base is None or base is unwrapped or getattr(base, "get_output_embeddings", lambda: None)()
     if head is None or base_has_head or _logit_postprocessing(unwrapped.config):
-        return model(**inputs).logits[rows, positions]
+        logits = model(**inputs).logits[rows, positions]
+        step = chunk_rows(logits.shape[-1])
+        for begin in range(0, logits.shape[0], step):
+            yield begin, logits[begin : begin + step]
+        return
     assert base is not None  # base_has_head is true otherwise
-    hidden = base(**inputs).last_hidden_state
-    return head(hidden[rows, positions])
+    hidden = base(**inputs).last_hidden_state[rows, positions]
+    step = chunk_rows(_vocabulary(head, unwrapped.config))
+    for begin in range(0, hidden.shape[0], step):
+        yield begin, head(hidden[begin : begin + step])
+
+
+def selected_logits(model: Any, inputs: dict[str, torch.Tensor], rows: torch.Tensor, positions: torch.Tensor):
+    """All the logits at (row, position) pairs in one tensor (a few rows, e.g. the next token of questions)."""
+    return torch.cat([piece for _, piece in selected_logit_chunks(model, inputs, rows, positions)], dim=0)
 
 
 @torch.no_grad()
-def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[ScoreResult]:
+def score_batch(
+    model: Any, encoded: list[EncodedScore], device: Any, vocab_stats: Sequence[bool]
+) -> list[ScoreResult]:
+    """Answers for encoded texts in one forward pass; `vocab_stats[i]`: whether text i needs the mean and
+    variance of log p (`Score.vocab_stats`)."""
+    if len(vocab_stats) != len(encoded):
+        raise ValueError(f"{len(vocab_stats)} vocab_stats flags for {len(encoded)} texts")
     rows: list[int] = []
     positions: list[int] = []
     targets: list[int] = []
-    for row, item in enumerate(encoded):
+    wanted: list[bool] = []
+    for row, (item, need) in enumerate(zip(encoded, vocab_stats)):
         count = len(item.input_ids) - item.start
         rows.extend([row] * count)
         positions.extend(range(item.start - 1, len(item.input_ids) - 1))
         targets.extend(item.input_ids[item.start :])
+        wanted.extend([need] * count)
     if not rows:
         return [_result([], item.eos_appended) for item in encoded]
     # the last token is only a target: the model never sees it (a text of n tokens needs n - 1 positions)
@@ -90,10 +133,16 @@ def score_batch(model: Any, encoded: list[EncodedScore], device: Any) -> list[Sc
         "attention_mask": attention_mask.to(device),
         "position_ids": position_ids.to(device),
     }
-    logits = selected_logits(
+    target_ids = torch.tensor(targets, device=device)
+    flags = torch.tensor(wanted, device=device)
+    pieces = []
+    for begin, logits in selected_logit_chunks(
         model, inputs, torch.tensor(rows, device=device), torch.tensor(positions, device=device)
-    )
-    stats = token_statistics(logits, torch.tensor(targets, device=logits.device)).cpu().tolist()
+    ):
+        end = begin + logits.shape[0]
+        here = logits.device
+        pieces.append(token_statistics(logits, target_ids[begin:end].to(here), flags[begin:end].to(here)))
+    stats = torch.cat(pieces, dim=0).cpu().tolist()
     results, cursor = [], 0
     for item in encoded:
         count = len(item.input_ids) - item.start

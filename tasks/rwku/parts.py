@@ -89,7 +89,7 @@ def mia(sets: dict[str, list[dict]], icu: bool) -> Piece:
     def text_of(row: dict) -> str:
         return (ICU_PREFIX.format(subject=row["subject"]) if icu else "") + str(row["text"])
 
-    requests: list[Request] = [Score("", text_of(row)) for _, row in rows]
+    requests: list[Request] = [Score("", text_of(row), vocab_stats=True) for _, row in rows]  # Min-K%++
 
     def finish(results: list[Result]) -> tuple[Values, list[dict]]:
         values: Values = {}

@@ -24,7 +24,7 @@ def mixed_requests(count: int, seed: int = 0) -> list[Score]:
     for index in range(count):
         context = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
         continuation = " " + " ".join(rng.choice(words) for _ in range(rng.randint(1, 25)))
-        requests.append(Score(context, continuation, append_eos=index % 2 == 0))
+        requests.append(Score(context, continuation, append_eos=index % 2 == 0, vocab_stats=index % 3 != 0))
     return requests
 
 
@@ -53,8 +53,9 @@ def reference_statistics(model, tokenizer, context: str, continuation: str, appe
 
 def test_score_matches_independent_full_softmax(backend):
     requests = [
-        Score("Question: Who wrote Hamlet?\nAnswer:", " William Shakespeare wrote Hamlet.", append_eos=True),
-        Score("The sky is", " blue on a clear day."),
+        Score("Question: Who wrote Hamlet?\nAnswer:", " William Shakespeare wrote Hamlet.", append_eos=True,
+              vocab_stats=True),
+        Score("The sky is", " blue on a clear day.", vocab_stats=True),
     ]
     answers = backend.score(requests)
     for request, answer in zip(requests, answers):
@@ -105,7 +106,7 @@ def test_sixty_four_mixed_requests_same_in_one_batch_and_one_at_a_time(backend):
         alone = backend.score([request])[0]
         assert len(alone.logprobs) == len(together.logprobs)
         for a, b in zip(alone.logprobs + alone.expected_logprob, together.logprobs + together.expected_logprob):
-            assert math.isclose(a, b, abs_tol=1e-5)
+            assert math.isclose(a, b, abs_tol=1e-5) or (math.isnan(a) and math.isnan(b) and not request.vocab_stats)
         assert alone.greedy == together.greedy
 
 

@@ -83,7 +83,7 @@ def test_another_model_never_receives_the_first_models_answers(tiny_checkpoint, 
 
 def test_cache_round_trip_keeps_every_field(tiny_checkpoint, tmp_path):
     backend = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
-    requests = [Score("The sky is", " blue.", True), Generate("Question: Who", 4, ("\n",))]
+    requests = [Score("The sky is", " blue.", True, vocab_stats=True), Generate("Question: Who", 4, ("\n",))]
     engine = Engine(backend, batch_size=4, progress=False)
     answers = engine.answer(requests)
     cache = AnswerCache(tmp_path, backend.identity())
