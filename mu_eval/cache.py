@@ -1,8 +1,9 @@
 """On-disk answer cache, one SQLite file per model identity.
 
-Keying by model identity (weights hash, revision, adapter, dtype, quantization, backend) means a second
-model can never be served the first model's answers; keying by the full request means any change to a
-prompt is a miss.
+Keying by model identity (weights hash, revision, adapter, dtype, quantization, backend and its answer
+version, model args, tokenizer, chat template, config, library versions) means a second model, or the same
+model under settings that change answers, can never be served the first one's answers; keying by the full
+request means any change to a prompt is a miss.
 """
 
 from __future__ import annotations

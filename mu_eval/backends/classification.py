@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from mu_eval.backend import BackendError
+from mu_eval.backends.answer_identity import settings_identity
 from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.generation_inputs import generation_inputs
@@ -120,6 +121,7 @@ class ClassifierBackend(TorchModelBackend):
             raise BackendError(f"cannot load classifier {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
+        identity.update(settings_identity(args, torch_model, processor, False, ("dtype", "revision", "peft")))
         return cls(torch_model, processor, identity=identity, modality=modality, max_length=args.max_length)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from mu_eval.backend import PLAIN_PROMPT, Fit
+from mu_eval.backends.answer_identity import settings_identity
 from mu_eval.backends.base import TorchModelBackend, model_identity
 from mu_eval.backends.context_fit import (
     choose_context,
@@ -24,6 +25,8 @@ from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Req
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 4
+#: Model arguments the identity already holds in their effective form (the loaded dtype, the adapter's hash).
+IN_IDENTITY = ("dtype", "revision", "peft")
 
 
 class HFBackend(TorchModelBackend):
@@ -65,9 +68,9 @@ class HFBackend(TorchModelBackend):
         args = ModelArgs.parse(model_args, cls.name)
         device = device or default_device()
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
-        identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision, args.peft)
-        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
-            identity["max_length"] = args.max_length
+        identity = model_identity(cls.name, cls.answer_version, torch_model, model, args.revision, args.peft)
+        use_chat_template = options.get("use_chat_template", True)
+        identity.update(settings_identity(args, torch_model, tokenizer, use_chat_template, IN_IDENTITY))
         return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length,
                    generation_cache=args.generation_cache, **options)
 

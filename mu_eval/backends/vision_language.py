@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from mu_eval.backend import BackendError
+from mu_eval.backends.answer_identity import settings_identity
 from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_identity
 from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.generation_inputs import generation_inputs
@@ -271,6 +272,8 @@ class VisionLanguageBackend(TorchModelBackend):
             raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error
         torch_model.to(device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
+        identity.update(settings_identity(args, torch_model, processor, options.get("use_chat_template", True),
+                                          ("dtype", "revision", "peft", "processor")))
         if settings:  # they change the image tokens, hence the answers: part of the cache key
             identity["processor_args"] = settings
         return cls(torch_model, processor, identity=identity, **options)

@@ -8,11 +8,13 @@ tokenisation, since both encode through `hf_encoding`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mu_eval.backend import PLAIN_PROMPT, Backend, BackendError, Fit
+from mu_eval.backends.answer_identity import chat_template_sha256, library_versions, tokenizer_sha256
 from mu_eval.backends.base import checkpoint_source
 from mu_eval.backends.context_fit import (
     choose_context,
@@ -34,6 +36,13 @@ from mu_eval.requests import (
     ScoreResult,
     cut_at_stop,
 )
+
+
+def vllm_version() -> str:
+    from importlib.metadata import version
+
+    return version("vllm")
+
 
 #: Bumped whenever a change to this backend could change an answer (part of the cache key).
 ANSWER_VERSION = 3
@@ -112,8 +121,14 @@ class VLLMBackend(Backend):
             "adapter": None,
             "quantization": config.quantization,
         }
-        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
-            identity["max_length"] = args.max_length
+        tokenizer = llm.get_tokenizer()
+        identity.update({  # everything else an answer depends on: part of the cache key
+            "model_args": {name: value for name, value in dataclasses.asdict(args).items()
+                           if name not in ("dtype", "revision", "peft")},
+            "tokenizer_sha256": tokenizer_sha256(tokenizer),
+            "chat_template_sha256": chat_template_sha256(tokenizer, options.get("use_chat_template", True)),
+            "versions": {**library_versions(), "vllm": vllm_version()},
+        })
         return cls(llm, identity, max_length=args.max_length, **options)
 
     @classmethod
