@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backend import Backend, BackendError
+from mu_eval.backends.placement import input_device
 from mu_eval.identity import hash_weight_files
 
 
@@ -71,7 +72,8 @@ class TorchModelBackend(Backend):
 
     @property
     def device(self) -> Any:
-        return next(self.torch_model.parameters()).device
+        """Where inputs go: the model's device, or the first one of a device map."""
+        return input_device(self.torch_model)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, model_id: str | None = None, **options: Any) -> Any:

@@ -19,7 +19,7 @@ from mu_eval.backends.context_fit import (
 )
 from mu_eval.backends.hf_encoding import EncodedScore, move_trailing_space, single_token_options
 from mu_eval.backends.hf_generation import generation_token_budget, greedy_generate
-from mu_eval.backends.hf_loading import ModelArgs, default_device, load_model_and_tokenizer
+from mu_eval.backends.hf_loading import HFModelArgs, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Request, Score, ScoreResult
 
@@ -65,8 +65,7 @@ class HFBackend(TorchModelBackend):
     def from_pretrained(
         cls, model: str, model_args: Mapping[str, Any] | None = None, device: str | None = None, **options: Any
     ) -> HFBackend:
-        args = ModelArgs.parse(model_args, cls.name)
-        device = device or default_device()
+        args = HFModelArgs.parse(model_args, cls.name)
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
         identity = model_identity(cls.name, cls.answer_version, torch_model, model, args.revision, args.peft)
         use_chat_template = options.get("use_chat_template", True)

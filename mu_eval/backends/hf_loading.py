@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from mu_eval.backend import BackendError
 from mu_eval.backends.base import checkpoint_source
 from mu_eval.backends.dtype_keyword import dtype_argument
+from mu_eval.backends.placement import PlacementArgs
 from mu_eval.options import OptionError, option, parse_options
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
@@ -49,6 +50,18 @@ class ModelArgs:
             raise ModelArgsError(str(error)) from None
 
 
+@dataclass
+class HFModelArgs(PlacementArgs, ModelArgs):
+    """The Hugging Face model backends' `--model-args`: the common keys and where the weights go
+    (`parallelize`, `device_map`, `max_memory`, `offload_folder`; docs/scaling.md)."""
+
+    def placement_kwargs(self, device: str | None = None) -> dict[str, Any]:
+        try:
+            return super().placement_kwargs(device)
+        except OptionError as error:
+            raise ModelArgsError(f"--model-args: {error}") from None
+
+
 def default_device() -> str:
     import torch
 
@@ -63,18 +76,23 @@ def resolve_dtype(name: str, device: str) -> Any:
     return getattr(torch, name)
 
 
-def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[Any, Any]:
-    """AutoModelForCausalLM and AutoTokenizer from a path or hub id; a LoRA/peft adapter on top if asked."""
+def load_model_and_tokenizer(model: str, args: HFModelArgs, device: str | None) -> tuple[Any, Any]:
+    """AutoModelForCausalLM and AutoTokenizer from a path or hub id; a LoRA/peft adapter on top if asked.
+
+    On `device` (named by the user, else the default one), or placed by accelerate when the args ask for a
+    device map."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, source = checkpoint_source(model)
     if path.exists() and not (path / "config.json").is_file():
         raise BackendError(f"model path has no config.json (not a transformers checkpoint): {path}")
-    dtype = resolve_dtype(args.dtype, device)
+    placement = args.placement_kwargs(device)
+    device = device or default_device()
+    dtype = resolve_dtype(args.dtype, args.dtype_device(device))
     kwargs = args.loader_kwargs()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model_kwargs = dict(kwargs, **dtype_argument(dtype))
+        model_kwargs = dict(kwargs, **dtype_argument(dtype), **placement)
         if args.attn_implementation:
             model_kwargs["attn_implementation"] = args.attn_implementation
         torch_model: Any = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
@@ -82,7 +100,8 @@ def load_model_and_tokenizer(model: str, args: ModelArgs, device: str) -> tuple[
         raise BackendError(f"cannot load model {model!r}: {str(error).splitlines()[0]}") from error
     if args.peft:
         torch_model = attach_adapter(torch_model, args.peft)
-    torch_model.to(device)
+    if not placement:
+        torch_model.to(device)
     torch_model.eval()
     return torch_model, tokenizer
 

@@ -27,7 +27,7 @@ from mu_eval.backends.base import TorchModelBackend, checkpoint_source, model_id
 from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_encoding import encode
-from mu_eval.backends.hf_loading import ModelArgs, default_device, resolve_dtype
+from mu_eval.backends.hf_loading import HFModelArgs, default_device, resolve_dtype
 from mu_eval.inputs import InputError, InputStore, StoredInput, prepare_input
 from mu_eval.options import option, untyped_value
 from mu_eval.requests import IMAGE_TOKEN, Generate, GenerateResult, VisualGenerate, cut_at_stop
@@ -222,7 +222,7 @@ def model_class(source: str, kwargs: dict[str, Any]) -> Any:
 
 
 @dataclass
-class VisionLanguageModelArgs(ModelArgs):
+class VisionLanguageModelArgs(HFModelArgs):
     """The vision-language backend's `--model-args`: the Hugging Face ones, and `processor.KEY=VALUE` for the
     processor's `from_pretrained` (e.g. `processor.do_image_splitting=false`, which MLLMU-Bench's Idefics2
     scripts set); booleans and numbers are converted, anything else stays a string."""
@@ -259,6 +259,7 @@ class VisionLanguageBackend(TorchModelBackend):
         from transformers import AutoProcessor
 
         args = VisionLanguageModelArgs.parse(model_args, cls.name)
+        placement = args.placement_kwargs(device)
         device = device or default_device()
         _, source = checkpoint_source(model)
         kwargs = args.loader_kwargs()
@@ -266,11 +267,12 @@ class VisionLanguageBackend(TorchModelBackend):
         try:
             processor = AutoProcessor.from_pretrained(source, **kwargs, **settings)
             torch_model = model_class(source, kwargs).from_pretrained(
-                source, **dtype_argument(resolve_dtype(args.dtype, device)), **kwargs
+                source, **dtype_argument(resolve_dtype(args.dtype, args.dtype_device(device))), **kwargs, **placement
             )
         except (OSError, ValueError) as error:
             raise BackendError(f"cannot load vision-language model {model!r}: {str(error).splitlines()[0]}") from error
-        torch_model.to(device)
+        if not placement:
+            torch_model.to(device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
         identity.update(settings_identity(args, torch_model, processor, options.get("use_chat_template", True),
                                           ("dtype", "revision", "peft", "processor")))
