@@ -21,12 +21,13 @@ from mu_eval.backends.hf_encoding import EncodedScore, move_trailing_space, sing
 from mu_eval.backends.hf_generation import generation_token_budget, greedy_generate
 from mu_eval.backends.hf_loading import HFModelArgs, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
+from mu_eval.backends.placement import PLACEMENT_KEYS
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Request, Score, ScoreResult
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 4
 #: Model arguments the identity already holds in their effective form (the loaded dtype, the adapter's hash).
-IN_IDENTITY = ("dtype", "revision", "peft")
+IN_IDENTITY = ("dtype", "revision", "peft", *PLACEMENT_KEYS)  # and where the weights sit, which changes no answer
 
 
 class HFBackend(TorchModelBackend):

@@ -58,6 +58,10 @@ class PlacementArgs:
         return "cpu" if self.placement() == "cpu" else device
 
 
+#: The placement keys: where the weights sit does not change an answer, so they stay out of the model identity.
+PLACEMENT_KEYS = ("parallelize", "device_map", "max_memory", "offload_folder")
+
+
 def parse_max_memory(items: tuple[str, ...]) -> dict[int | str, int | str]:
     """`("0:20GiB", "cpu:64GiB")` -> `{0: "20GiB", "cpu": "64GiB"}`, each size checked by accelerate; a plain
     number is bytes."""

@@ -28,6 +28,7 @@ from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.generation_inputs import generation_inputs
 from mu_eval.backends.hf_encoding import encode
 from mu_eval.backends.hf_loading import HFModelArgs, default_device, resolve_dtype
+from mu_eval.backends.placement import PLACEMENT_KEYS
 from mu_eval.inputs import InputError, InputStore, StoredInput, prepare_input
 from mu_eval.options import option, untyped_value
 from mu_eval.requests import IMAGE_TOKEN, Generate, GenerateResult, VisualGenerate, cut_at_stop
@@ -275,7 +276,7 @@ class VisionLanguageBackend(TorchModelBackend):
             torch_model.to(device)
         identity = model_identity(cls.name, ANSWER_VERSION, torch_model, model, args.revision)
         identity.update(settings_identity(args, torch_model, processor, options.get("use_chat_template", True),
-                                          ("dtype", "revision", "peft", "processor")))
+                                          ("dtype", "revision", "peft", "processor", *PLACEMENT_KEYS)))
         if settings:  # they change the image tokens, hence the answers: part of the cache key
             identity["processor_args"] = settings
         return cls(torch_model, processor, identity=identity, **options)
