@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "mu_eval.cli_data:main",
 }
 USAGE_ERROR = 2
+BROKEN_PIPE = 141
 
 
 def positive_int(text: str) -> int:
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
         "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
     )
+    parser.add_argument("--version", action="version", version=f"mu-eval {installed_version()}")
     parser.add_argument("--model", required=True, help="checkpoint path or Hugging Face id")
     parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")
     parser.add_argument("--output-path", help="folder (or .json path) for the report")
@@ -79,8 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-chat-template", action="store_true", help="use the plain prompt format")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     parser.add_argument("--cache-dir", help="answer cache folder (default ~/.cache/mu-eval or MU_EVAL_CACHE_DIR)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars and no loading messages from transformers or datasets")
     return parser
+
+
+def installed_version() -> str:
+    """The installed distribution's version, read without importing the package (and torch with it)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("mu-eval")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def fail(message: str) -> int:
@@ -127,10 +140,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            return load_subcommand(SUBCOMMANDS[argv[0]])(argv[1:])
-        return run(argv)
+            status = load_subcommand(SUBCOMMANDS[argv[0]])(argv[1:])
+        else:
+            status = run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return status
     except (UnknownNameError, DuplicateNameError) as error:
         return fail(str(error))
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """`mu-eval ... | head` closed our stdout: end as other Unix tools do, silently with 128 + SIGPIPE.
+
+    stdout is pointed at /dev/null so the interpreter's final flush does not raise again.
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE
 
 
 if __name__ == "__main__":

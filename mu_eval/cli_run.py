@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from mu_eval.attack import AttackError
@@ -16,6 +18,7 @@ from mu_eval.plugins import get_registry
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 from mu_eval.protocols import validate_protocol
 from mu_eval.report import Report, ReportError
+from mu_eval.report.io import report_path
 from mu_eval.unlearning import validate_method
 
 USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, OptionError, InputError,
@@ -61,6 +64,38 @@ def protocol_table(report: Report) -> str:
     return "\n".join([title] + ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows])
 
 
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool = True) -> Iterator[None]:
+    """`--quiet`: the libraries' own progress bars ("Loading weights") and info messages go too, for the
+    run only (a caller of `main` in the same process gets its settings back)."""
+    if not quiet:
+        yield
+        return
+    import datasets
+    import huggingface_hub.utils
+    import transformers
+
+    hf_logging = transformers.utils.logging
+    saved = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), datasets.logging.get_verbosity(),
+             datasets.is_progress_bar_enabled(), huggingface_hub.utils.are_progress_bars_disabled())
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(saved[0])
+        if saved[1]:
+            hf_logging.enable_progress_bar()
+        datasets.logging.set_verbosity(saved[2])
+        if saved[3]:
+            datasets.enable_progress_bars()
+        if not saved[4]:
+            huggingface_hub.utils.enable_progress_bars()
+
+
 def run_from_cli(
     args: argparse.Namespace,
     model_args: dict[str, str],
@@ -82,32 +117,33 @@ def run_from_cli(
         protocol = getattr(args, "protocol", None)
         if protocol:
             validate_protocol(protocol, protocol_args)
-        report = evaluate(
-            args.model,
-            args.tasks,
-            task_options=task_options,
-            attacks=args.attacks,
-            attack_options=attack_options,
-            method=args.method,
-            method_options=method_args,
-            protocol=protocol or None,
-            protocol_options=protocol_args or {},
-            save_model=args.save_model,
-            backend=args.backend,
-            model_args=model_args,
-            device=args.device,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            reference=args.reference,
-            output_path=args.output_path,
-            log_samples=args.log_samples,
-            use_cache=False if args.no_cache else None,
-            cache_dir=args.cache_dir,
-            use_chat_template=not args.no_chat_template,
-            progress=not args.quiet,
-        )
+        with quiet_libraries(args.quiet):
+            report = evaluate(
+                args.model,
+                args.tasks,
+                task_options=task_options,
+                attacks=args.attacks,
+                attack_options=attack_options,
+                method=args.method,
+                method_options=method_args,
+                protocol=protocol or None,
+                protocol_options=protocol_args or {},
+                save_model=args.save_model,
+                backend=args.backend,
+                model_args=model_args,
+                device=args.device,
+                batch_size=args.batch_size,
+                limit=args.limit,
+                seed=args.seed,
+                data_dir=args.data_dir,
+                reference=args.reference,
+                output_path=args.output_path,
+                log_samples=args.log_samples,
+                use_cache=False if args.no_cache else None,
+                cache_dir=args.cache_dir,
+                use_chat_template=not args.no_chat_template,
+                progress=not args.quiet,
+            )
     except USER_ERRORS as error:
         print(f"mu-eval: error: {error}", file=sys.stderr)
         return 2
@@ -115,5 +151,5 @@ def run_from_cli(
     if report.data.get("protocol"):
         print(protocol_table(report))
     if args.output_path:
-        print(f"report written to {args.output_path}")
+        print(f"report written to {report_path(args.output_path)}")
     return 0

@@ -152,7 +152,8 @@ def run_protocol(
                             tail={"protocol": protocol, "protocol_options": protocol_settings})
         report = _final_report(steps[-1].result.data, config, the_backend.identity(), section, timings)
         if options.output_path is not None:
-            write_report(report, options.output_path)
+            # with samples, the last step has just written its report there: this one replaces it
+            write_report(report, options.output_path, replace=options.log_samples)
         else:
             validate_report(report)
         return Report(report)

@@ -142,7 +142,8 @@ class Registry:
                 if self._builtin(existing.plugin) and not self._builtin(plugin):
                     warnings.warn(
                         f"plugin {plugin!r} (from {self.plugins[plugin].distribution}) registers the {kind[:-1]} "
-                        f"{entry_name!r}, which mu-eval's plugin {existing.plugin!r} already provides; the "
+                        f"{entry_name!r}, which mu-eval's plugin {existing.plugin!r} (from "
+                        f"{self.plugins[existing.plugin].distribution}) already provides; the "
                         "built-in is kept and the plugin's is ignored (rename it in the plugin)",
                         RuntimeWarning, stacklevel=2,
                     )

@@ -176,3 +176,37 @@ def test_a_third_party_name_that_clashes_with_a_builtin_is_refused_with_a_warnin
     assert registry.get("tasks", "dummy_task").obj is DummyTask  # the built-in wins
     assert registry.get("methods", "dummy_method").plugin == "shadow"  # the rest of the plugin still loads
     assert registry.plugins["shadow"].refused == {"tasks": ["dummy_task"]}
+
+
+@pytest.mark.slow
+def test_a_pip_installed_plugin_reusing_a_builtin_task_name_leaves_the_cli_working(tmp_path):
+    """The built-in wins, the clash is one warning line naming both packages, the rest of the plugin loads."""
+    source = tmp_path / "clash"
+    (source / "clash_plugin").mkdir(parents=True)
+    (source / "clash_plugin" / "__init__.py").write_text(
+        "import mu_eval\n\n"
+        "class Impostor(mu_eval.Task):\n    '''Not TOFU at all.'''\n    name = 'tofu_forget01'\n\n"
+        "class Extra(mu_eval.Task):\n    '''The plugin's own task.'''\n    name = 'clash_extra'\n\n"
+        "@mu_eval.hookimpl\ndef register_tasks(register):\n    register(Impostor)\n    register(Extra)\n"
+    )
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "clash-plugin"\nversion = "0.0.1"\n'
+        '[project.entry-points.mu_eval]\nclash = "clash_plugin"\n'
+        '[tool.setuptools]\npackages = ["clash_plugin"]\n'
+    )
+    target = tmp_path / "site"
+    pip_install_target(source, target)
+    result = run_cli(["list", "tasks"], target, tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("\t")[0]: line for line in result.stdout.splitlines()}
+    assert "[tofu]" in rows["tofu_forget01"] and "Not TOFU" not in rows["tofu_forget01"]
+    assert "[clash]" in rows["clash_extra"]
+    assert "wmdp_bio" in rows and "muse_news" in rows
+    warning_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warning_lines) == 1, result.stderr
+    assert "clash-plugin" in warning_lines[0] and "(from mu-eval)" in warning_lines[0]
+    assert "'tofu_forget01'" in warning_lines[0] and "Traceback" not in result.stderr
+    plugins = run_cli(["list", "plugins"], target, tmp_path)
+    clash_line = next(line for line in plugins.stdout.splitlines() if line.startswith("clash"))
+    assert "clash_extra" in clash_line and "refused tasks (built-in names): tofu_forget01" in clash_line
