@@ -50,26 +50,61 @@ def evaluate(
     use_chat_template: bool = True,
     progress: bool = True,
     extra_config: dict[str, Any] | None = None,
+    step: int | None = None,
+    tag: str | None = None,
 ) -> Report:
     """Evaluate `model` on `tasks` and return the report (also written to `output_path` when given).
 
-    `model` is a path or hub id, or an in-memory `(model, tokenizer)` pair (or pass `tokenizer=`). The
-    caller's state is put back afterwards: the global random generators (Python, NumPy, torch CPU and CUDA)
-    continue where they were, and an in-memory model keeps each module's train/eval mode, its devices,
-    dtypes and `requires_grad` flags, and its tokenizer its padding and truncation settings. The answer cache is
-    on by default for models loaded from a path and off for in-memory models, whose weights change
-    during training.
+    The caller's state is put back afterwards: the global random generators (Python, NumPy, torch CPU and
+    CUDA) continue where they were, and an in-memory model keeps each module's train/eval mode, its devices,
+    dtypes and `requires_grad` flags, and its tokenizer its padding and truncation settings. docs/python-api.md
+    has examples, the training-loop helpers and checkpoint selection.
 
-    With `protocol` ("sequential" or "growing") the method runs once per forget fold and the tasks are
-    evaluated after every step; the report's `protocol` section holds every step and `tasks` the last one
-    (docs/protocols.md).
+    Args:
+        model: a checkpoint path or hub id, an in-memory `(model, tokenizer)` pair (or the model alone with
+            `tokenizer=`), or a ready `Backend`. An in-memory model is named in the report by a hash of its
+            weights (`report.model.weights_sha256`), computed where the weights live.
+        tasks: registered task names (`mu-eval list tasks`) or `Task` instances.
+        tokenizer: the tokenizer of an in-memory model passed alone.
+        task_options: options per task name, e.g. `{"tofu_forget10": {"max_new_tokens": 32}}`.
+        attacks: registered attack names, run on the evaluated model after the tasks.
+        attack_options: options per attack name.
+        method: an unlearning method to apply before evaluating (`mu-eval list methods`).
+        method_options: the method's options (steps, lr, ...).
+        protocol: "sequential" or "growing": the method runs once per forget fold and the tasks are evaluated
+            after every step; the report's `protocol` section holds every step, `tasks` the last one
+            (docs/protocols.md).
+        protocol_options: the protocol's options (folds, ...).
+        save_model: a folder to save the unlearned model to (with `method`).
+        backend: the backend that answers requests: "hf" (default), "vllm", ...
+        model_args: the backend's options for a checkpoint it loads (dtype, revision, max_length, ...).
+        device: where a loaded checkpoint goes ("cuda", "cpu", ...); an in-memory model stays where it is.
+        batch_size: requests per batch, or "auto" (a token budget that halves on CUDA out-of-memory errors).
+        limit: evaluate only the first `limit` items of each evaluation set (quick checks; metrics that
+            compare with a reference need a reference computed with the same limit).
+        seed: seeds every generator the run uses (restored afterwards), so a run repeats exactly.
+        data_dir: a folder of benchmark files to read instead of the hub (`mu-eval data fetch`).
+        reference: the reference (retain-model) run for forget quality and privleak: a report, its path, or
+            published logs (docs/reports.md).
+        output_path: a folder (or report file) to write the report to.
+        log_samples: also write per-sample records beside the report.
+        use_cache: reuse answers from the answer cache; default on for checkpoints loaded from a path, off
+            for in-memory models (their weights change during training; turned on, entries are keyed by
+            the weights' hash).
+        cache_dir: where the answer cache lives (default: $MU_EVAL_CACHE_DIR, else ~/.cache/mu-eval).
+        use_chat_template: format prompts with the tokenizer's chat template when it has one.
+        progress: show progress bars.
+        extra_config: keys added to the report's `config` as given.
+        step: the training step of an in-memory checkpoint, recorded as `config.step`.
+        tag: a free label for this evaluation (run name, checkpoint name), recorded as `config.tag`.
     """
+    check_step_and_tag(step, tag)
     check_limit(limit)
     options = RunOptions(
         task_options=task_options, backend=backend, model_args=model_args, device=device, batch_size=batch_size,
         limit=limit, seed=seed, data_dir=data_dir, reference=reference, output_path=output_path,
         log_samples=log_samples, use_cache=use_cache, cache_dir=cache_dir, use_chat_template=use_chat_template,
-        progress=progress, extra_config=extra_config,
+        progress=progress, extra_config=extra_config, step=step, tag=tag,
     )
     if tokenizer is not None and not isinstance(model, tuple | Backend):
         model = (model, tokenizer)
@@ -79,6 +114,14 @@ def evaluate(
                                 method=method, method_options=method_options, attacks=attacks, save_model=save_model)
         return run_single(model, tasks, options, attacks=attacks, attack_options=attack_options, method=method,
                           method_options=method_options, save_model=save_model)
+
+
+def check_step_and_tag(step: int | None, tag: str | None) -> None:
+    """A step must be a count and a tag a string: anything else would go into the report as given."""
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ValueError(f"step must be a non-negative integer or None, got {step!r}")
+    if tag is not None and not isinstance(tag, str):
+        raise ValueError(f"tag must be a string or None, got {tag!r}")
 
 
 def _callers_objects(model: ModelInput) -> tuple[Any, Any]:

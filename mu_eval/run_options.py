@@ -29,3 +29,5 @@ class RunOptions:
     use_chat_template: bool = True
     progress: bool = True
     extra_config: dict[str, Any] | None = None
+    step: int | None = None
+    tag: str | None = None

@@ -27,7 +27,7 @@ from mu_eval.evaluation import (
     run_tasks,
     warn_if_reference_is_the_model,
 )
-from mu_eval.identity import hash_state_dict
+from mu_eval.identity import weights_digest
 from mu_eval.plugins import get_registry
 from mu_eval.references import describe_references
 from mu_eval.report import Report, write_report
@@ -56,6 +56,8 @@ def run_config(
     in_memory = isinstance(model, tuple | Backend)
     return {
         "model": None if in_memory else str(model),
+        "step": options.step,
+        "tag": options.tag,
         **what,
         "backend": options.backend,
         "model_args": options.model_args or {},
@@ -65,6 +67,15 @@ def run_config(
         **(tail or {}),
         **(options.extra_config or {}),
     }
+
+
+def model_identity(backend: Backend, in_memory: bool) -> dict[str, Any]:
+    """The backend's identity of its model; an in-memory model's weights named by their content
+    (`weights_digest`), so that two checkpoints of one training run never look alike."""
+    identity = backend.identity()
+    if in_memory and identity.get("weights_sha256") is None and getattr(backend, "torch_model", None) is not None:
+        identity["weights_sha256"] = weights_digest(backend.torch_model)
+    return identity
 
 
 def make_attacks(attacks: Sequence[str], attack_options: dict[str, dict] | None) -> dict[str, Attack]:
@@ -90,8 +101,9 @@ def run_single(
     attack_instances = make_attacks(attacks, attack_options)
     reference_data = resolve_reference(options.reference)
     the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
+    identity = model_identity(the_backend, in_memory)
     if method is None:  # a method changes the weights the identity was read from
-        warn_if_reference_is_the_model(reference_data, the_backend.identity())
+        warn_if_reference_is_the_model(reference_data, identity)
     timings: dict[str, float] = {"load_model": time.time() - started}
     cache = None
     try:
@@ -107,13 +119,19 @@ def run_single(
                 options.progress,
             )
             timings["method"] = time.time() - method_started
+        if method_section is not None:
+            identity = model_identity(the_backend, in_memory)
         if options.use_cache if options.use_cache is not None else not in_memory:
-            identity = the_backend.identity()
-            if in_memory or method_section is not None:
+            cache_identity = dict(identity)
+            if method_section is not None:
                 # the weights are not those of any file on disk: key the cache by their content
-                identity["weights_sha256"] = hash_state_dict(the_backend.torch_model)
-                identity["method"] = method_section and method_section.get("config")
-            cache = AnswerCache(options.cache_dir or default_cache_dir(), identity)
+                cache_identity["method"] = method_section.get("config")
+                if not in_memory:
+                    cache_identity["weights_sha256"] = weights_digest(the_backend.torch_model)
+            if (in_memory or method_section is not None) and cache_identity.get("weights_sha256") is None:
+                raise ValueError("the answer cache needs the model's weights, and some are not materialised (meta "
+                                 "tensors): pass use_cache=False")
+            cache = AnswerCache(options.cache_dir or default_cache_dir(), cache_identity)
         engine = Engine(the_backend, batch_size=options.batch_size, cache=cache, progress=options.progress)
         evaluation_started = time.time()
         results = run_tasks(engine, task_instances, contexts, options.seed)
@@ -152,7 +170,7 @@ def run_single(
         config = run_config(model, options, data_directory, what, settings, tail)
         data = build_report(
             config=config,
-            identity=the_backend.identity(),
+            identity=identity,
             tasks=task_instances,
             results=results,
             attacks=attack_sections,
