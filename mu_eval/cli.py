@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
     )
     parser.add_argument("--version", action="version", version=f"mu-eval {installed_version()}")
-    parser.add_argument("--model", required=True, help="checkpoint path or Hugging Face id")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint path or Hugging Face id; several (a comma-separated list, or a glob such as "
+                        "'run/checkpoint-*'): one report each under --output-path and a summary, sweep.json")
     parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")
     parser.add_argument("--output-path", help="folder (or .json path) for the report")
     parser.add_argument("--limit", type=positive_int,

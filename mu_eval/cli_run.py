@@ -19,6 +19,8 @@ from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 from mu_eval.protocols import validate_protocol
 from mu_eval.report import Report, ReportError
 from mu_eval.report.io import report_path
+from mu_eval.sweep import SUMMARY_NAME, evaluate_checkpoints, expand_models
+from mu_eval.sweep import summary_table as sweep_table
 from mu_eval.unlearning import validate_method
 
 USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, OptionError, InputError,
@@ -117,36 +119,44 @@ def run_from_cli(
         protocol = getattr(args, "protocol", None)
         if protocol:
             validate_protocol(protocol, protocol_args)
+        models = expand_models(args.model)
+        options: dict[str, Any] = dict(
+            task_options=task_options,
+            attacks=args.attacks,
+            attack_options=attack_options,
+            method=args.method,
+            method_options=method_args,
+            protocol=protocol or None,
+            protocol_options=protocol_args or {},
+            save_model=args.save_model,
+            backend=args.backend,
+            model_args=model_args,
+            device=args.device,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            reference=args.reference,
+            output_path=args.output_path,
+            log_samples=args.log_samples,
+            use_cache=False if args.no_cache else None,
+            cache_dir=args.cache_dir,
+            use_chat_template=not args.no_chat_template,
+            progress=not args.quiet,
+        )
         with quiet_libraries(args.quiet):
-            report = evaluate(
-                args.model,
-                args.tasks,
-                task_options=task_options,
-                attacks=args.attacks,
-                attack_options=attack_options,
-                method=args.method,
-                method_options=method_args,
-                protocol=protocol or None,
-                protocol_options=protocol_args or {},
-                save_model=args.save_model,
-                backend=args.backend,
-                model_args=model_args,
-                device=args.device,
-                batch_size=args.batch_size,
-                limit=args.limit,
-                seed=args.seed,
-                data_dir=args.data_dir,
-                reference=args.reference,
-                output_path=args.output_path,
-                log_samples=args.log_samples,
-                use_cache=False if args.no_cache else None,
-                cache_dir=args.cache_dir,
-                use_chat_template=not args.no_chat_template,
-                progress=not args.quiet,
-            )
+            if len(models) > 1:
+                sweep = evaluate_checkpoints(models, args.tasks, **options)
+            else:
+                report = evaluate(models[0], args.tasks, **options)
     except USER_ERRORS as error:
         print(f"mu-eval: error: {error}", file=sys.stderr)
         return 2
+    if len(models) > 1:
+        print(sweep_table(sweep.summary))
+        if args.output_path:
+            print(f"{len(models)} reports and their summary ({SUMMARY_NAME}) written to {args.output_path}")
+        return 0
     print(summary_table(report))
     if report.data.get("protocol"):
         print(protocol_table(report))

@@ -8,9 +8,12 @@ import time.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,11 +157,36 @@ def check_fields(rows: Iterable[dict], spec: DatasetSpec, source: str) -> None:
                 raise DataError(f"{source}: row {index} lacks field {name!r} (dataset {spec.describe()})")
 
 
+#: Rows already read, by (split, data directory, hub switch), while `remember_rows` is active.
+_remembered: ContextVar[dict[tuple, list[dict]] | None] = ContextVar("remembered_rows", default=None)
+
+
+@contextmanager
+def remember_rows() -> Iterator[None]:
+    """Within the block each split is read once; every later read gets its own copy of the rows (a sweep over
+    checkpoints reads the same data for every model, and a task may change the rows it is given)."""
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def load_rows(
     spec: DatasetSpec, data_dir: str | os.PathLike | None = None, allow_hub: bool | None = None
 ) -> list[dict]:
     """Rows of one split: from the data directory when one is set (a file it lacks is an error at once, unless
     the hub is allowed: `allow_hub`, or MU_EVAL_ALLOW_HUB), else from the hub."""
+    remembered = _remembered.get()
+    if remembered is None:
+        return _read_rows(spec, data_dir, allow_hub)
+    key = (spec, str(resolve_data_dir(data_dir)), hub_allowed(allow_hub))
+    if key not in remembered:
+        remembered[key] = _read_rows(spec, data_dir, allow_hub)
+    return copy.deepcopy(remembered[key])
+
+
+def _read_rows(spec: DatasetSpec, data_dir: str | os.PathLike | None, allow_hub: bool | None) -> list[dict]:
     directory = resolve_data_dir(data_dir)
     looked: list[Path] = []
     if directory is not None:

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("unlearning/protocols", ("mu_eval.training", "mu_eval.unlearning", "mu_eval.protocols",
                               "mu_eval.protocol_runner", "mu_eval.single_run")),
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
-    ("api", ("mu_eval.api", "mu_eval")),
+    ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),
     ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.demo")),
 ]
 #: The built-in plugins are reached through entry points only; the demo is an application that builds its data
