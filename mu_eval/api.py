@@ -52,6 +52,9 @@ def evaluate(
     extra_config: dict[str, Any] | None = None,
     step: int | None = None,
     tag: str | None = None,
+    subset_seed: int | None = None,
+    max_new_tokens: int | None = None,
+    generate: bool = True,
 ) -> Report:
     """Evaluate `model` on `tasks` and return the report (also written to `output_path` when given).
 
@@ -80,8 +83,9 @@ def evaluate(
         model_args: the backend's options for a checkpoint it loads (dtype, revision, max_length, ...).
         device: where a loaded checkpoint goes ("cuda", "cpu", ...); an in-memory model stays where it is.
         batch_size: requests per batch, or "auto" (a token budget that halves on CUDA out-of-memory errors).
-        limit: evaluate only the first `limit` items of each evaluation set (quick checks; metrics that
-            compare with a reference need a reference computed with the same limit).
+        limit: evaluate only `limit` items of each evaluation set: the first ones, or a seeded random
+            choice with `subset_seed`; the report's `config.subset` says so. Metrics that compare with a
+            reference (forget quality, privleak) need a reference evaluated on the same items.
         seed: seeds every generator the run uses (restored afterwards), so a run repeats exactly.
         data_dir: a folder of benchmark files to read instead of the hub (`mu-eval data fetch`).
         reference: the reference (retain-model) run for forget quality and privleak: a report, its path, or
@@ -97,14 +101,23 @@ def evaluate(
         extra_config: keys added to the report's `config` as given.
         step: the training step of an in-memory checkpoint, recorded as `config.step`.
         tag: a free label for this evaluation (run name, checkpoint name), recorded as `config.tag`.
+        subset_seed: with `limit`, choose the items at random with this seed (the same items for every model
+            evaluated with the same seed and limit, so a reference evaluated alike keeps forget quality and
+            privleak defined) instead of taking the first ones.
+        max_new_tokens: a cap on the tokens generated per answer, below each task's own length (faster,
+            shorter generations; recorded in `config.generation`).
+        generate: False for a scoring-only run: no text is generated, and the metrics computed from generated
+            text (each task's `generation_metrics`, e.g. TOFU's ROUGE-L and model utility) are null.
     """
     check_step_and_tag(step, tag)
+    check_fast_settings(limit, subset_seed, max_new_tokens, generate)
     check_limit(limit)
     options = RunOptions(
         task_options=task_options, backend=backend, model_args=model_args, device=device, batch_size=batch_size,
         limit=limit, seed=seed, data_dir=data_dir, reference=reference, output_path=output_path,
         log_samples=log_samples, use_cache=use_cache, cache_dir=cache_dir, use_chat_template=use_chat_template,
-        progress=progress, extra_config=extra_config, step=step, tag=tag,
+        progress=progress, extra_config=extra_config, step=step, tag=tag, subset_seed=subset_seed,
+        max_new_tokens=max_new_tokens, generate=generate,
     )
     if tokenizer is not None and not isinstance(model, tuple | Backend):
         model = (model, tokenizer)
@@ -122,6 +135,20 @@ def check_step_and_tag(step: int | None, tag: str | None) -> None:
         raise ValueError(f"step must be a non-negative integer or None, got {step!r}")
     if tag is not None and not isinstance(tag, str):
         raise ValueError(f"tag must be a string or None, got {tag!r}")
+
+
+def check_fast_settings(limit: int | None, subset_seed: int | None, max_new_tokens: int | None,
+                        generate: bool) -> None:
+    """The in-loop settings, refused before any model is loaded when they would be ignored or meaningless."""
+    if subset_seed is not None and (isinstance(subset_seed, bool) or not isinstance(subset_seed, int)):
+        raise ValueError(f"subset_seed must be an integer or None, got {subset_seed!r}")
+    if subset_seed is not None and limit is None:
+        raise ValueError("subset_seed chooses `limit` items per set: give limit too")
+    if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
+                                       or max_new_tokens < 1):
+        raise ValueError(f"max_new_tokens must be a positive integer or None, got {max_new_tokens!r}")
+    if not isinstance(generate, bool):
+        raise ValueError(f"generate must be True or False, got {generate!r}")
 
 
 def _callers_objects(model: ModelInput) -> tuple[Any, Any]:

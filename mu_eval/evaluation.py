@@ -3,6 +3,7 @@ every task's requests through the engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
@@ -16,9 +17,9 @@ from mu_eval.inputs import InputStore
 from mu_eval.plugins import get_registry
 from mu_eval.preflight import check_context
 from mu_eval.references import resolve_references, same_weights
-from mu_eval.requests import Request
+from mu_eval.requests import GenerateResult, Request
 from mu_eval.seeding import seed_everything
-from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult
+from mu_eval.task import MetricValue, Task, TaskContext, TaskOptionError, TaskResult
 
 ModelInput = str | os.PathLike | tuple[Any, Any] | Backend
 
@@ -83,6 +84,10 @@ def make_contexts(
     limit: int | None,
     seed: int,
     reference: dict | None,
+    *,
+    subset_seed: int | None = None,
+    max_new_tokens: int | None = None,
+    generate: bool = True,
 ) -> dict[str, TaskContext]:
     """One context per task, all reading data from `data_directory`, formatting prompts for `backend` and
     sharing one input store with it."""
@@ -100,6 +105,9 @@ def make_contexts(
             options=dict(task.options),
             truncate_tokens=backend.truncate_to_tokens if backend.tokenizer is not None else None,
             inputs=inputs,
+            subset_seed=subset_seed,
+            max_new_tokens=max_new_tokens,
+            generate=generate,
         )
         for name, task in tasks.items()
     }
@@ -131,10 +139,61 @@ def run_tasks(
     """Build every task's requests, check that they fit the model's context (before any is answered), answer
     them in one pooled sweep, and let each task score its answers. A task whose requests carry a truncation
     rule gets `info.truncated`: how many of them the rule cut."""
-    requests = build_requests(tasks, contexts, seed)
-    truncated = engine.preflight(requests)
-    answers = engine.run_tasks(requests, preflight=False)
+    requests = {name: apply_generation_settings(tasks[name], some, contexts[name])
+                for name, some in build_requests(tasks, contexts, seed).items()}
+    sent = {name: [r for r in some if not is_generation(r) or contexts[name].generate]
+            for name, some in requests.items()}
+    truncated = engine.preflight(sent)
+    answered = engine.run_tasks(sent, preflight=False)
+    answers = {name: with_skipped_generations(requests[name], answered[name], contexts[name].generate)
+               for name in requests}
     results = {name: task.process_results(answers[name], contexts[name]) for name, task in tasks.items()}
     for name, count in truncated.items():
         results[name].info["truncated"] = count
+    for name, task in tasks.items():
+        if not contexts[name].generate and any(map(is_generation, requests[name])):
+            null_generation_metrics(results[name], task.generation_metrics or ())
     return results
+
+
+def is_generation(request: Request) -> bool:
+    return getattr(request, "kind", None) in ("generate", "visual_generate")
+
+
+def apply_generation_settings(task: Task, requests: Sequence[Request], ctx: TaskContext) -> list[Request]:
+    """`requests` with the run's cap on generated tokens; a scoring-only run refuses a task that asks for
+    generations without saying which of its metrics they feed (a number from an empty text would be wrong)."""
+    if not ctx.generate and task.generation_metrics is None and any(map(is_generation, requests)):
+        raise TaskOptionError(f"task {task.name!r} generates text and does not declare which metrics use it "
+                              "(Task.generation_metrics): it cannot run scoring-only; evaluate it with generation")
+    cap = ctx.max_new_tokens
+    if cap is None:
+        return list(requests)
+    return [_capped(r, cap) if is_generation(r) else r for r in requests]
+
+
+def _capped(request: Any, cap: int) -> Any:
+    """A generation request asking for at most `cap` new tokens."""
+    if getattr(request, "max_new_tokens", None) is None or request.max_new_tokens <= cap:
+        return request
+    return dataclasses.replace(request, max_new_tokens=cap)
+
+
+def with_skipped_generations(requests: Sequence[Request], answers: Sequence[Any], generate: bool) -> list[Any]:
+    """The answers in request order, an empty text standing in for each generation that was not run."""
+    if generate:
+        return list(answers)
+    given = iter(answers)
+    return [GenerateResult("") if is_generation(r) else next(given) for r in requests]
+
+
+def null_generation_metrics(result: TaskResult, names: Sequence[str]) -> None:
+    """A scoring-only run's result: what came from the stand-in empty texts is null, with the reason."""
+    for name in names:
+        if name in result.metrics:
+            old = result.metrics[name]
+            result.metrics[name] = MetricValue.missing("not computed: scoring-only run (generate=False)", old.n,
+                                                       old.higher_is_better)
+        if name in result.items:
+            result.items[name] = [None] * len(result.items[name])
+    result.info["scoring_only"] = True

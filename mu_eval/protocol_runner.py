@@ -100,7 +100,7 @@ def run_protocol(
             raise ProtocolError(f"the {options.backend!r} backend holds no model that a method can train")
         data_directory = resolve_data_dir(options.data_dir)
         contexts = make_contexts(task_instances, the_backend, data_directory, options.limit, options.seed,
-                                 reference_data)
+                                 reference_data, **options.context_settings())
         data, providers = collect_unlearning_data(task_instances, contexts)
         folds, fold_source = choose_folds(task_instances, contexts, data.forget, settings)
         last = len(folds)

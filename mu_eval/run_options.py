@@ -31,3 +31,17 @@ class RunOptions:
     extra_config: dict[str, Any] | None = None
     step: int | None = None
     tag: str | None = None
+    subset_seed: int | None = None
+    max_new_tokens: int | None = None
+    generate: bool = True
+
+    def context_settings(self) -> dict[str, Any]:
+        """What every task's context carries besides limit and seed: how items are chosen and generation."""
+        return {"subset_seed": self.subset_seed, "max_new_tokens": self.max_new_tokens, "generate": self.generate}
+
+    def describe_subset(self) -> dict[str, Any] | None:
+        """The report's `config.subset`: null for whole sets, else how many items per set and how chosen."""
+        if self.limit is None:
+            return None
+        chosen = "first" if self.subset_seed is None else "seeded random"
+        return {"items_per_set": self.limit, "chosen": chosen, "seed": self.subset_seed}

@@ -58,6 +58,8 @@ def run_config(
         "model": None if in_memory else str(model),
         "step": options.step,
         "tag": options.tag,
+        "subset": options.describe_subset(),
+        "generation": {"generate": options.generate, "max_new_tokens": options.max_new_tokens},
         **what,
         "backend": options.backend,
         "model_args": options.model_args or {},
@@ -109,7 +111,7 @@ def run_single(
     try:
         data_directory = resolve_data_dir(options.data_dir)
         contexts = make_contexts(task_instances, the_backend, data_directory, options.limit, options.seed,
-                                 reference_data)
+                                 reference_data, **options.context_settings())
         method_section = None
         if method is not None:
             check_tasks_fit(the_backend, task_instances, contexts, options.seed)  # before the training, not after

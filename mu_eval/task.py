@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -112,6 +113,15 @@ class TaskContext:
     #: The run's store of raw inputs (pictures, audio): `classify_request`/`visual_generate_request` put a
     #: request's inputs here, and the run's backend reads them back by content hash.
     inputs: InputStore = field(default_factory=InputStore)
+    #: With `limit`: the seed of a random subset of `limit` rows per set (kept in dataset order), the same for
+    #: every run with the same seed and set size, instead of the first `limit` rows; None: the first rows.
+    subset_seed: int | None = None
+    #: The run's cap on generated tokens (`evaluate(max_new_tokens=)`); the harness applies it to every
+    #: `Generate` request, so a task need not read it.
+    max_new_tokens: int | None = None
+    #: False in a scoring-only run (`evaluate(generate=False)`): `Generate` requests are not sent to the model
+    #: and the task's `generation_metrics` are reported as null; a task may skip building them.
+    generate: bool = True
 
     def reference_items(self, task_name: str) -> dict[str, list] | None:
         """Per-item arrays of the same task in the reference report, or None when there is none."""
@@ -123,9 +133,16 @@ class TaskContext:
         return task.get("items")
 
     def limited(self, rows: Sequence[T]) -> list[T]:
-        """The first `limit` rows (all without a limit): what `--limit N` evaluates of each set."""
+        """What `--limit N` evaluates of each set: the first `limit` rows, or with `subset_seed` a seeded random
+        choice of `limit` rows in dataset order (all rows without a limit). The choice depends only on the
+        seed and the set's size, so a target and its reference evaluated alike score the same rows."""
         kept = list(rows)
-        return kept if self.limit is None else kept[: self.limit]
+        if self.limit is None or self.limit >= len(kept):
+            return kept
+        if self.subset_seed is None:
+            return kept[: self.limit]
+        chosen = sorted(random.Random(f"{self.subset_seed}/{len(kept)}").sample(range(len(kept)), self.limit))
+        return [kept[index] for index in chosen]
 
 
 class Task:
@@ -147,6 +164,10 @@ class Task:
     #: Names of the metrics that measure how much of the forget set the model still knows; attacks that
     #: change the model (relearning, quantization, recovered weights) track them. Empty: every metric.
     forget_metrics: tuple[str, ...] = ()
+    #: Names of the metrics (and per-item arrays) computed from generated text; a scoring-only run
+    #: (`evaluate(generate=False)`) reports them as null. None: not declared, and a scoring-only run refuses
+    #: the task if it asks for generations.
+    generation_metrics: tuple[str, ...] | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -104,6 +104,10 @@ class TofuTask(Task):
         "forget_prob", "forget_rougeL_recall", "forget_truth_ratio", "forget_extraction_strength",
         "forget_exact_memorization", "mia_min_k_auc", "forget_quality", "privleak",
     )
+    #: ROUGE-L compares greedy generations with the answers; model utility is a mean that includes three of them.
+    generation_metrics: tuple[str, ...] | None = (
+        *(f"{role}_rougeL_recall" for role in EVAL_SETS), "model_utility",
+    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
