@@ -39,7 +39,7 @@ def evaluate(
     model_args: dict[str, Any] | None = None,
     device: str | None = None,
     batch_size: int | str = "auto",
-    limit: int | None = None,
+    limit: int | float | None = None,
     seed: int = 1234,
     data_dir: str | os.PathLike | None = None,
     reference: Any = None,
@@ -83,8 +83,8 @@ def evaluate(
         model_args: the backend's options for a checkpoint it loads (dtype, revision, max_length, ...).
         device: where a loaded checkpoint goes ("cuda", "cpu", ...); an in-memory model stays where it is.
         batch_size: requests per batch, or "auto" (a token budget that halves on CUDA out-of-memory errors).
-        limit: evaluate only `limit` items of each evaluation set: the first ones, or a seeded random
-            choice with `subset_seed`; the report's `config.subset` says so. Metrics that compare with a
+        limit: evaluate only `limit` items of each evaluation set (a float below 1: that share of each set,
+            rounded up, as lm-eval's): the first ones, or a seeded random choice with `subset_seed`; the report's `config.subset` says so. Metrics that compare with a
             reference (forget quality, privleak) need a reference evaluated on the same items.
         seed: seeds every generator the run uses (restored afterwards), so a run repeats exactly.
         data_dir: a folder of benchmark files to read instead of the hub (`mu-eval data fetch`).
@@ -137,7 +137,7 @@ def check_step_and_tag(step: int | None, tag: str | None) -> None:
         raise ValueError(f"tag must be a string or None, got {tag!r}")
 
 
-def check_fast_settings(limit: int | None, subset_seed: int | None, max_new_tokens: int | None,
+def check_fast_settings(limit: int | float | None, subset_seed: int | None, max_new_tokens: int | None,
                         generate: bool) -> None:
     """The in-loop settings, refused before any model is loaded when they would be ignored or meaningless."""
     if subset_seed is not None and (isinstance(subset_seed, bool) or not isinstance(subset_seed, int)):

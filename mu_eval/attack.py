@@ -46,7 +46,7 @@ class AttackContext:
     #: Whether attacks may show progress bars (false under `--quiet`).
     progress: bool = True
     #: First N items of every set an attack draws from a task (None: all); recorded in each attack section.
-    limit: int | None = None
+    limit: int | float | None = None
 
 
 class Attack:

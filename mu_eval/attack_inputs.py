@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mu_eval.requests import Score
-from mu_eval.task import Task, TaskContext, TaskResult
+from mu_eval.task import Task, TaskContext, TaskResult, cut_to_limit
 from mu_eval.task_data import ForgetFact, MembershipSet, TextExample, UnlearningData
 
 MARKER = "\x00MU-EVAL-QUESTION\x00"
@@ -42,9 +42,7 @@ class Support:
 
 def limited(items: Sequence[T], ctx: TaskContext) -> list[T]:
     """The first `ctx.limit` items (all without a limit), so a `--limit` run cuts attacks' inputs too."""
-    limit = getattr(ctx, "limit", None)
-    items = list(items)
-    return items if limit is None else items[:limit]
+    return cut_to_limit(items, getattr(ctx, "limit", None))
 
 
 def _full_unlearning_data(task: Task, ctx: TaskContext) -> UnlearningData | None:

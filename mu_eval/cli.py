@@ -33,12 +33,28 @@ def positive_int(text: str) -> int:
 
 
 def positive_int_or_auto(text: str) -> int | str:
-    if text == "auto":
+    """A batch size: N, "auto", or lm-eval's "auto:N" (kept as written; `run` reads it as "auto")."""
+    if text == "auto" or (text.startswith("auto:") and text[5:].isdigit() and int(text[5:]) > 0):
         return text
     try:
         return positive_int(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'auto:N', got {text!r}") from None
+
+
+def limit_value(text: str) -> int | float:
+    """`--limit N` items of each set, or lm-eval's `--limit 0.1`: that share of each set, rounded up."""
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = -1.0
+    if 0 < fraction < 1:
+        return fraction
+    raise argparse.ArgumentTypeError(f"expected a positive integer or a fraction between 0 and 1, got {text!r}")
 
 
 def comma_list(text: str) -> list[str]:
@@ -52,37 +68,54 @@ def build_parser() -> argparse.ArgumentParser:
         "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
     )
     parser.add_argument("--version", action="version", version=f"mu-eval {installed_version()}")
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model",
                         help="checkpoint path or Hugging Face id; several (a comma-separated list, or a glob such as "
-                        "'run/checkpoint-*'): one report each under --output-path and a summary, sweep.json")
-    parser.add_argument("--tasks", required=True, type=comma_list, help="comma-separated task names")
-    parser.add_argument("--output-path", help="folder (or .json path) for the report")
-    parser.add_argument("--limit", type=positive_int,
-                        help="use only the first N items of each set: the tasks' and those attacks draw from tasks")
+                        "'run/checkpoint-*'): one report each under --output-path and a summary, sweep.json "
+                        "(lm-eval's '--model hf --model_args pretrained=PATH' works too)")
+    parser.add_argument("--tasks", "-t", type=comma_list,
+                        help="comma-separated task names; wildcards (synthetic_*) expand; 'list' lists them")
+    parser.add_argument("--output-path", "--output_path", "-o", help="folder (or .json path) for the report")
+    parser.add_argument("--limit", type=limit_value,
+                        help="use only the first N items of each set (the tasks' and those attacks draw from "
+                        "tasks), or a fraction 0<f<1 of each set, rounded up")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--batch-size", type=positive_int_or_auto, default="auto")
+    parser.add_argument("--batch-size", "--batch_size", "-b", type=positive_int_or_auto, default="auto",
+                        help="rows per batch, or auto (a token budget per batch; lm-eval's auto:N means the same)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--backend", default="hf")
-    parser.add_argument("--model-args", default="", help="k=v,... e.g. dtype=bfloat16,revision=main,peft=DIR")
-    parser.add_argument("--task-args", default="",
+    parser.add_argument("--backend", help="hf (default), vlm, vllm, classifier, ...")
+    parser.add_argument("--model-args", "--model_args", "-a", default="",
+                        help="k=v,... e.g. dtype=bfloat16,revision=main,peft=DIR")
+    parser.add_argument("--task-args", "--task_args", default="",
                         help="k=v,... for every task that has option k; name.k=v for task `name` alone")
-    parser.add_argument("--data-dir", help="local dataset files (also MU_EVAL_DATA_DIR)")
-    parser.add_argument("--log-samples", action="store_true", help="write per-task samples as JSON lines")
+    parser.add_argument("--num-fewshot", "--num_fewshot", "-f", type=int,
+                        help="few-shot examples, for the tasks that take them (mmlu); an error for a run without one")
+    parser.add_argument("--gen-kwargs", "--gen_kwargs", default="",
+                        help="lm-eval's generation settings: max_gen_toks=N (or max_new_tokens=N) sets the "
+                        "generation length of the tasks that generate; decoding is always greedy")
+    parser.add_argument("--data-dir", "--data_dir", help="local dataset files (also MU_EVAL_DATA_DIR)")
+    parser.add_argument("--log-samples", "--log_samples", "-s", action="store_true",
+                        help="write per-task samples as JSON lines")
     parser.add_argument("--reference", action="append",
                         help="reference (retain) model's results for forget quality and privleak: a mu-eval report, "
                         "TOFU's published eval logs or an open-unlearning log; TASK=PATH for one task; repeatable")
     parser.add_argument("--attacks", type=comma_list, default=[], help="comma-separated attack names")
-    parser.add_argument("--attack-args", default="",
+    parser.add_argument("--attack-args", "--attack_args", default="",
                         help="k=v,... for every attack that has option k; name.k=v for attack `name` alone")
     parser.add_argument("--method", help="unlearning method applied before evaluating")
-    parser.add_argument("--method-args", default="", help="k=v,... for the method")
-    parser.add_argument("--save-model", help="folder where the unlearned model is saved")
+    parser.add_argument("--method-args", "--method_args", default="", help="k=v,... for the method")
+    parser.add_argument("--save-model", "--save_model", help="folder where the unlearned model is saved")
     parser.add_argument("--protocol", help="run the method step by step: sequential (one fold after another) or "
                         "growing (folds 1..k from the original model); needs --method")
-    parser.add_argument("--protocol-args", default="", help="k=v,... e.g. folds=4,baseline=true")
-    parser.add_argument("--no-chat-template", action="store_true", help="use the plain prompt format")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
-    parser.add_argument("--cache-dir", help="answer cache folder (default ~/.cache/mu-eval or MU_EVAL_CACHE_DIR)")
+    parser.add_argument("--protocol-args", "--protocol_args", default="", help="k=v,... e.g. folds=4,baseline=true")
+    template = parser.add_mutually_exclusive_group()
+    template.add_argument("--no-chat-template", "--no_chat_template", action="store_true",
+                          help="use the plain prompt format. The model's chat template is ON by default "
+                          "(lm-eval's is off): this flag gives lm-eval's default")
+    template.add_argument("--apply-chat-template", "--apply_chat_template", nargs="?", const="default",
+                          help="use the model's chat template (already the default; lm-eval's spelling)")
+    parser.add_argument("--no-cache", "--no_cache", action="store_true", help="do not read or write the answer cache")
+    parser.add_argument("--cache-dir", "--cache_dir",
+                        help="answer cache folder (default ~/.cache/mu-eval or MU_EVAL_CACHE_DIR)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars and no loading messages from transformers or datasets")
     return parser
@@ -106,13 +139,32 @@ def fail(message: str) -> int:
 def run(argv: Sequence[str]) -> int:
     from mu_eval.options import OptionError, parse_key_values
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tasks == ["list"]:  # lm-eval's `--tasks list`
+        from mu_eval.cli_list import print_listing
+
+        print_listing("tasks")
+        return 0
+    missing = [flag for flag, value in (("--model", args.model), ("--tasks", args.tasks)) if not value]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    if args.apply_chat_template not in (None, "default"):
+        return fail(f"--apply_chat_template {args.apply_chat_template}: a named chat template is not supported; "
+                    "the model's own template is used (the default)")
+    if isinstance(args.batch_size, str) and args.batch_size.startswith("auto:"):
+        print(f"mu-eval: note: --batch-size {args.batch_size} is read as auto: batches are sized by a token "
+              "budget for every length, so there is nothing to re-detect", file=sys.stderr)
+        args.batch_size = "auto"
+    args.backend_given = args.backend is not None
+    args.backend = args.backend or "hf"
     try:
         model_args = parse_key_values(args.model_args, "--model-args")
         task_args = parse_key_values(args.task_args, "--task-args")
         attack_args = parse_key_values(args.attack_args, "--attack-args")
         method_args = parse_key_values(args.method_args, "--method-args")
         protocol_args = parse_key_values(args.protocol_args, "--protocol-args")
+        task_args = lm_eval_settings(args, model_args, task_args)
     except OptionError as error:
         return fail(str(error))
     if (args.protocol or protocol_args) and not args.method:
@@ -122,6 +174,17 @@ def run(argv: Sequence[str]) -> int:
     from mu_eval.cli_run import run_from_cli
 
     return run_from_cli(args, model_args, task_args, attack_args, method_args, protocol_args)
+
+
+def lm_eval_settings(args: argparse.Namespace, model_args: dict[str, str], task_args: dict[str, str]) -> dict[str, str]:
+    """lm-eval's spellings made mu-eval's: the model and backend, task wildcards, shots and generation length."""
+    from mu_eval.cli_lm_eval import expand_tasks, lm_eval_task_args, translate_model
+    from mu_eval.plugins import get_registry
+
+    translate_model(args, model_args)
+    registry = get_registry()
+    args.tasks = expand_tasks(args.tasks, registry)
+    return lm_eval_task_args(args, task_args, registry)
 
 
 def load_subcommand(target: str) -> Callable[[Sequence[str]], int]:

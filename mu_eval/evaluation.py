@@ -71,17 +71,22 @@ def instantiate_tasks(tasks: Sequence[str | Task], task_options: dict[str, dict]
     return instances
 
 
-def check_limit(limit: int | None) -> None:
-    """A limit below one would silently evaluate nothing: refuse it before any model is loaded."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+def check_limit(limit: int | float | None) -> None:
+    """A limit of zero or below would silently evaluate nothing: refuse it before any model is loaded.
+    A float below one is a fraction of each set (as lm-eval's `--limit 0.1`)."""
+    if limit is None:
+        return
+    if isinstance(limit, float) and 0 < limit < 1:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, a fraction between 0 and 1, or None, got {limit!r}")
 
 
 def make_contexts(
     tasks: dict[str, Task],
     backend: Backend,
     data_directory: Path | None,
-    limit: int | None,
+    limit: int | float | None,
     seed: int,
     reference: dict | None,
     *,

@@ -18,7 +18,7 @@ class RunOptions:
     model_args: dict[str, str] | None = None
     device: str | None = None
     batch_size: int | str = "auto"
-    limit: int | None = None
+    limit: int | float | None = None
     seed: int = 1234
     data_dir: str | os.PathLike | None = None
     reference: Any = None

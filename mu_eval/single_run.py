@@ -37,7 +37,7 @@ from mu_eval.task import Task, TaskResult
 from mu_eval.unlearning import apply_method
 
 
-def record_limit(section: Any, limit: int | None) -> Any:
+def record_limit(section: Any, limit: int | float | None) -> Any:
     """An attack section with the run's `limit` (null without one), as `config.limit` records it for the
     tasks: the attack's inputs were cut by the same limit, and a reader of the section should not need to
     look elsewhere to know that its counts are partial. The key belongs to the harness."""

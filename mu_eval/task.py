@@ -103,7 +103,8 @@ class TaskContext:
     load: Callable[[DatasetSpec], list[dict]]
     chat: Callable[[str], str]
     uses_chat_template: bool
-    limit: int | None = None
+    #: `--limit`: a number of items per set, or a fraction of each set (0 < f < 1, rounded up, as lm-eval)
+    limit: int | float | None = None
     seed: int = 1234
     reference: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -135,14 +136,31 @@ class TaskContext:
     def limited(self, rows: Sequence[T]) -> list[T]:
         """What `--limit N` evaluates of each set: the first `limit` rows, or with `subset_seed` a seeded random
         choice of `limit` rows in dataset order (all rows without a limit). The choice depends only on the
-        seed and the set's size, so a target and its reference evaluated alike score the same rows."""
+        seed and the set's size, so a target and its reference evaluated alike score the same rows. A
+        fractional limit (0 < f < 1) is that share of the set, rounded up, as lm-eval's `--limit 0.1`."""
         kept = list(rows)
-        if self.limit is None or self.limit >= len(kept):
+        count = limit_count(len(kept), self.limit)
+        if count >= len(kept):
             return kept
         if self.subset_seed is None:
-            return kept[: self.limit]
-        chosen = sorted(random.Random(f"{self.subset_seed}/{len(kept)}").sample(range(len(kept)), self.limit))
+            return kept[:count]
+        chosen = sorted(random.Random(f"{self.subset_seed}/{len(kept)}").sample(range(len(kept)), count))
         return [kept[index] for index in chosen]
+
+
+def limit_count(size: int, limit: int | float | None) -> int:
+    """How many of `size` rows a limit keeps: all without one, a share rounded up for a fraction below 1."""
+    if limit is None:
+        return size
+    if isinstance(limit, float) and limit < 1:
+        return min(size, math.ceil(size * limit))
+    return min(size, int(limit))
+
+
+def cut_to_limit(rows: Sequence[T], limit: int | float | None) -> list[T]:
+    """The first rows a limit keeps (see `limit_count`)."""
+    kept = list(rows)
+    return kept[: limit_count(len(kept), limit)]
 
 
 class Task:

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                               "mu_eval.protocol_runner", "mu_eval.single_run")),
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
     ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),
-    ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.demo")),
+    ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.cli_lm_eval",
+             "mu_eval.demo")),
 ]
 #: The built-in plugins are reached through entry points only; the demo is an application that builds its data
 #: with the synthetic-profiles generator.
