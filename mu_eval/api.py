@@ -84,8 +84,9 @@ def evaluate(
         device: where a loaded checkpoint goes ("cuda", "cpu", ...); an in-memory model stays where it is.
         batch_size: requests per batch, or "auto" (a token budget that halves on CUDA out-of-memory errors).
         limit: evaluate only `limit` items of each evaluation set (a float below 1: that share of each set,
-            rounded up, as lm-eval's): the first ones, or a seeded random choice with `subset_seed`; the report's `config.subset` says so. Metrics that compare with a
-            reference (forget quality, privleak) need a reference evaluated on the same items.
+            rounded up, as lm-eval's): the first ones, or a seeded random choice with `subset_seed`; the
+            report's `config.subset` says so. Metrics that compare with a reference (forget quality,
+            privleak) need a reference evaluated on the same items.
         seed: seeds every generator the run uses (restored afterwards), so a run repeats exactly.
         data_dir: a folder of benchmark files to read instead of the hub (`mu-eval data fetch`).
         reference: the reference (retain-model) run for forget quality and privleak: a report, its path, or
