@@ -136,6 +136,11 @@ class Backend:
         engine use its general token budget."""
         return None
 
+    def batches_itself(self, kind: str) -> bool:
+        """Whether the backend schedules requests of `kind` itself (vLLM's continuous batching): the engine then
+        hands it all of them in one call rather than in token-budget batches. Default: no."""
+        return False
+
     def has_chat_template(self) -> bool:
         return False
 

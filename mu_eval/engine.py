@@ -4,6 +4,8 @@ Distinct requests are sorted by length (longest first, so an out-of-memory error
 into batches by a token budget that counts padding, or by a fixed number of rows. Generation has a budget
 of its own: its memory is the key/value cache, not a forward pass's activations, and its speed comes from
 many rows per decoding step (each step costs about the same fixed overhead whatever the number of rows).
+A backend that schedules requests itself (`Backend.batches_itself`, vLLM's continuous batching) gets all the
+requests of such a kind in one call.
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ class Engine:
     def _next_batch(self, kind: str, ordered: list[Request], cursor: int, lengths: dict[Request, int]) -> list[Request]:
         if self.batch_size != "auto":
             return ordered[cursor : cursor + int(self.batch_size)]
+        if self.backend.batches_itself(kind):
+            return ordered[cursor:]
         budget = self.generation_budget if kind == "generate" else self.token_budget
         longest = max(lengths[ordered[cursor]], 1)
         rows = max(1, min(budget // longest, MAX_ROWS_AUTO))
