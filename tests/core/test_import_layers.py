@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                               "mu_eval.protocol_runner", "mu_eval.single_run")),
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
     ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),
+    ("in-loop", ("mu_eval.in_loop", "mu_eval.integrations")),
     ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.cli_lm_eval",
              "mu_eval.demo")),
 ]

@@ -1,0 +1,1 @@
+"""Hooks into other libraries' training loops; each module imports its library only when used."""
