@@ -12,6 +12,7 @@ from mu_eval.backend import Backend
 from mu_eval.caller_state import preserved_state
 from mu_eval.evaluation import ModelInput, check_limit, make_backend
 from mu_eval.method import Method, MethodError
+from mu_eval.options import OptionError
 from mu_eval.protocol_runner import run_protocol
 from mu_eval.report import Report
 from mu_eval.run_options import RunOptions
@@ -55,6 +56,7 @@ def evaluate(
     subset_seed: int | None = None,
     max_new_tokens: int | None = None,
     generate: bool = True,
+    data_parallel: bool = False,
 ) -> Report:
     """Evaluate `model` on `tasks` and return the report (also written to `output_path` when given).
 
@@ -109,6 +111,9 @@ def evaluate(
             shorter generations; recorded in `config.generation`).
         generate: False for a scoring-only run: no text is generated, and the metrics computed from generated
             text (each task's `generation_metrics`, e.g. TOFU's ROUGE-L and model utility) are null.
+        data_parallel: in processes started by `accelerate launch` or `torchrun` (every one calling
+            `evaluate` alike), share the requests among them and gather the answers; the main process writes
+            the report and the cache (docs/scaling.md). Tasks only: no method, protocol or attacks.
     """
     check_step_and_tag(step, tag)
     check_fast_settings(limit, subset_seed, max_new_tokens, generate)
@@ -118,12 +123,14 @@ def evaluate(
         limit=limit, seed=seed, data_dir=data_dir, reference=reference, output_path=output_path,
         log_samples=log_samples, use_cache=use_cache, cache_dir=cache_dir, use_chat_template=use_chat_template,
         progress=progress, extra_config=extra_config, step=step, tag=tag, subset_seed=subset_seed,
-        max_new_tokens=max_new_tokens, generate=generate,
+        max_new_tokens=max_new_tokens, generate=generate, data_parallel=data_parallel,
     )
     if tokenizer is not None and not isinstance(model, tuple | Backend):
         model = (model, tokenizer)
     with preserved_state(*_callers_objects(model)):
         if protocol is not None:
+            if data_parallel:
+                raise OptionError("data-parallel processes evaluate tasks only: run a protocol in one process")
             return run_protocol(model, tasks, options, protocol=protocol, protocol_options=protocol_options,
                                 method=method, method_options=method_options, attacks=attacks, save_model=save_model)
         return run_single(model, tasks, options, attacks=attacks, attack_options=attack_options, method=method,

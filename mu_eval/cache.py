@@ -23,6 +23,10 @@ from mu_eval.requests import RESULT_TYPES, Request, Result
 OMITTED_DEFAULTS = (("truncation", None), ("vocab_stats", False))
 
 
+#: How long a process waits for another one's write to the same cache file before giving up.
+LOCK_TIMEOUT_S = 120.0
+
+
 def request_key(request: Request) -> str:
     """The request's fields and kind, hashed; a `truncation` left at None and a `vocab_stats` left False are
     omitted, so that the keys of requests from before those fields existed still find their answers (an
@@ -40,11 +44,13 @@ class AnswerCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.identity = identity
         self.path = self.directory / f"{identity_key(identity)}.sqlite"
-        self.connection = sqlite3.connect(self.path)
+        # several processes may share the file (data-parallel ranks, jobs of a sweep): each waits for the
+        # others' writes to finish, and the identity row is written by exactly one of them
+        self.connection = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
         self.connection.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT, answer TEXT)")
         self.connection.execute("CREATE TABLE IF NOT EXISTS meta (identity TEXT)")
-        if self.connection.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0:
-            self.connection.execute("INSERT INTO meta VALUES (?)", (json.dumps(identity, sort_keys=True),))
+        self.connection.execute("INSERT INTO meta SELECT ? WHERE NOT EXISTS (SELECT 1 FROM meta)",
+                                (json.dumps(identity, sort_keys=True),))
         self.connection.commit()
 
     def get_many(self, requests: list[Request]) -> dict[Request, Result]:

@@ -11,6 +11,7 @@ from typing import Any
 from mu_eval.attack import AttackError
 from mu_eval.backend import BackendError
 from mu_eval.data import DataError
+from mu_eval.distributed import current_processes, launched_in_parallel
 from mu_eval.inputs import InputError
 from mu_eval.method import MethodError
 from mu_eval.options import OptionError, option_names, route_options
@@ -143,6 +144,7 @@ def run_from_cli(
             cache_dir=args.cache_dir,
             use_chat_template=not args.no_chat_template,
             progress=not args.quiet,
+            data_parallel=launched_in_parallel(),
         )
         with quiet_libraries(args.quiet):
             if len(models) > 1:
@@ -152,6 +154,9 @@ def run_from_cli(
     except USER_ERRORS as error:
         print(f"mu-eval: error: {error}", file=sys.stderr)
         return 2
+    processes = current_processes()
+    if processes is not None and not processes.is_main:
+        return 0  # the main process prints and writes
     if len(models) > 1:
         print(sweep_table(sweep.summary))
         if args.output_path:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from mu_eval.backend import Backend
 from mu_eval.cache import AnswerCache
+from mu_eval.distributed import Processes, share_by_tokens
 from mu_eval.preflight import check_context, task_source
 from mu_eval.requests import Generate, Request, Result
 
@@ -41,6 +42,10 @@ class EngineStats:
     #: Requests a benchmark's truncation rule cut (found by the pre-flight), in all and per task or attack.
     truncated: int = 0
     truncated_by_source: dict[str, int] = field(default_factory=dict)
+    #: Data-parallel processes that shared the requests, and how many each answered (`batches` is this
+    #: process's own count).
+    processes: int = 1
+    answered_by_process: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -58,6 +63,10 @@ class Engine:
     `batch_size` is a number of rows per batch, or "auto" for a token budget that halves on CUDA
     out-of-memory errors until a batch fits. `generation_budget` (prompt plus new tokens per generation
     batch) defaults to what the backend says fits in memory, else to `token_budget`.
+
+    With `processes` (several data-parallel processes, each running the same run with its own copy of the
+    model), the distinct requests not already answered are shared among the processes by tokens, and every
+    process receives every answer; the main process reads and writes the answer cache for all of them.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class Engine:
         token_budget: int | None = None,
         progress: bool = True,
         generation_budget: int | None = None,
+        processes: Processes | None = None,
     ) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch size must be a positive integer or 'auto', got {batch_size!r}")
@@ -76,6 +86,9 @@ class Engine:
         self.cache = cache
         self.progress = progress
         self.stats = EngineStats()
+        self.processes = processes if processes is not None and processes.size > 1 else None
+        if self.processes is not None:
+            self.stats.processes = self.processes.size
         self.memo: dict[Request, Result] = {}
         if token_budget is None:
             device = str(getattr(backend, "device", "cpu"))
@@ -118,33 +131,68 @@ class Engine:
         self.stats.requested += len(requests)
         self.stats.distinct += len(distinct)
         answers: dict[Request, Result] = {r: self.memo[r] for r in distinct if r in self.memo}
-        if self.cache is not None:
-            missing = [r for r in distinct if r not in answers]
-            cached = self.cache.get_many(missing) if missing else {}
-            answers.update(cached)
-            self.stats.from_cache += len(cached)
+        missing = [r for r in distinct if r not in answers]
+        cached = self.cache.get_many(missing) if self.cache is not None and missing else {}
+        if self.processes is not None:  # the main process's cache decides, so every process shares one list
+            cached = self.processes.broadcast(cached)
+        answers.update(cached)
+        self.stats.from_cache += len(cached)
         todo = [r for r in distinct if r not in answers]
         self.backend.release(answers)  # what the pre-flight kept for them is not needed
         groups: dict[Any, list[Request]] = defaultdict(list)
         for request in todo:
             groups[_group_key(request)].append(request)
-        with tqdm(total=len(todo), desc="requests", unit="req", disable=not self.progress or not todo) as bar:
-            for key, group in groups.items():
-                self.stats.by_kind[key[0]] = self.stats.by_kind.get(key[0], 0) + len(group)
-                for batch, batch_answers in self._answer_group(key[0], group):
+        shares = {key: self._share(group) for key, group in groups.items()}
+        own = sum(len(group) for group, _ in shares.values())
+        mine: dict[Request, Result] = {}
+        with tqdm(total=own, desc="requests", unit="req", disable=not self.progress or not own) as bar:
+            for key, (group, lengths) in shares.items():
+                self.stats.by_kind[key[0]] = self.stats.by_kind.get(key[0], 0) + len(groups[key])
+                for batch, batch_answers in self._answer_group(key[0], group, lengths):
                     new = dict(zip(batch, batch_answers))
-                    answers.update(new)
+                    mine.update(new)
                     if self.cache is not None:
                         self.cache.put_many(new)
-                    self.stats.answered += len(batch)
                     bar.update(len(batch))
+        answers.update(mine)
+        self.stats.answered += len(mine)
+        if self.processes is not None:
+            self._gather(todo, mine, answers)
         self.stats.token_budget = self.token_budget
         self.stats.generation_budget = self.generation_budget
         self.memo.update(answers)
         return answers
 
-    def _answer_group(self, kind: str, group: list[Request]):
+    def _share(self, group: list[Request]) -> tuple[list[Request], dict[Request, int]]:
+        """This process's part of `group` (all of it in a single process) and the lengths of its requests."""
         lengths = {r: self.backend.request_length(r) for r in group}
+        if self.processes is None:
+            return group, lengths
+        share = share_by_tokens([lengths[r] for r in group], self.processes.size)[self.processes.rank]
+        mine = [group[i] for i in share]
+        return mine, {r: lengths[r] for r in mine}
+
+    def _gather(self, todo: list[Request], mine: dict[Request, Result], answers: dict[Request, Result]) -> None:
+        """Every process's answers to every process (by position in `todo`, which all of them share); the main
+        process caches the others'."""
+        assert self.processes is not None
+        position = {request: index for index, request in enumerate(todo)}
+        gathered = self.processes.gather([(self.processes.rank, position[r], a) for r, a in mine.items()])
+        counts = [0] * self.processes.size
+        others: dict[Request, Result] = {}
+        for rank, index, answer in gathered:
+            counts[rank] += 1
+            if rank != self.processes.rank:
+                others[todo[index]] = answer
+        answers.update(others)
+        self.backend.release(others)  # what this process's pre-flight kept for them
+        self.stats.answered += len(others)
+        previous = self.stats.answered_by_process or [0] * self.processes.size
+        self.stats.answered_by_process = [a + b for a, b in zip(previous, counts)]
+        if self.cache is not None and others:
+            self.cache.put_many(others)
+
+    def _answer_group(self, kind: str, group: list[Request], lengths: dict[Request, int]):
         ordered = sorted(group, key=lambda r: -lengths[r])
         cursor = 0
         while cursor < len(ordered):

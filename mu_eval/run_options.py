@@ -29,6 +29,8 @@ class RunOptions:
     use_chat_template: bool = True
     progress: bool = True
     extra_config: dict[str, Any] | None = None
+    #: Share the requests among the data-parallel processes a launcher started (every process runs the run).
+    data_parallel: bool = False
     step: int | None = None
     tag: str | None = None
     subset_seed: int | None = None

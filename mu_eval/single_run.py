@@ -16,6 +16,7 @@ from mu_eval.backend import Backend
 from mu_eval.cache import AnswerCache
 from mu_eval.cache_location import default_cache_dir
 from mu_eval.data import resolve_data_dir
+from mu_eval.distributed import current_processes
 from mu_eval.engine import Engine
 from mu_eval.evaluation import (
     ModelInput,
@@ -28,6 +29,7 @@ from mu_eval.evaluation import (
     warn_if_reference_is_the_model,
 )
 from mu_eval.identity import weights_digest
+from mu_eval.options import OptionError
 from mu_eval.plugins import get_registry
 from mu_eval.references import describe_references
 from mu_eval.report import Report, write_report
@@ -102,7 +104,14 @@ def run_single(
     task_instances = instantiate_tasks(tasks, options.task_options)
     attack_instances = make_attacks(attacks, attack_options)
     reference_data = resolve_reference(options.reference)
-    the_backend = make_backend(model, options.backend, options.model_args, options.device, options.use_chat_template)
+    processes = current_processes() if options.data_parallel else None
+    if processes is not None and (method is not None or attacks):
+        raise OptionError("data-parallel processes evaluate tasks only: run an unlearning method or an attack in one "
+                          "process (a method with --save-model, then evaluate the saved model with several)")
+    main_process = processes is None or processes.is_main
+    progress = options.progress and main_process
+    device = options.device or (processes.device if processes is not None else None)
+    the_backend = make_backend(model, options.backend, options.model_args, device, options.use_chat_template)
     identity = model_identity(the_backend, in_memory)
     if method is None:  # a method changes the weights the identity was read from
         warn_if_reference_is_the_model(reference_data, identity)
@@ -123,7 +132,7 @@ def run_single(
             timings["method"] = time.time() - method_started
         if method_section is not None:
             identity = model_identity(the_backend, in_memory)
-        if options.use_cache if options.use_cache is not None else not in_memory:
+        if main_process and (options.use_cache if options.use_cache is not None else not in_memory):
             cache_identity = dict(identity)
             if method_section is not None:
                 # the weights are not those of any file on disk: key the cache by their content
@@ -134,7 +143,7 @@ def run_single(
                 raise ValueError("the answer cache needs the model's weights, and some are not materialised (meta "
                                  "tensors): pass use_cache=False")
             cache = AnswerCache(options.cache_dir or default_cache_dir(), cache_identity)
-        engine = Engine(the_backend, batch_size=options.batch_size, cache=cache, progress=options.progress)
+        engine = Engine(the_backend, batch_size=options.batch_size, cache=cache, progress=progress, processes=processes)
         evaluation_started = time.time()
         results = run_tasks(engine, task_instances, contexts, options.seed)
         timings["evaluate"] = time.time() - evaluation_started
@@ -181,7 +190,7 @@ def run_single(
             engine_stats=engine.stats.to_json(),
         )
         samples = {name: result.samples for name, result in results.items()} if options.log_samples else None
-        if options.output_path is not None:
+        if options.output_path is not None and main_process:
             write_report(data, options.output_path, samples)
         return Report(data)
     finally:

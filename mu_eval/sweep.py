@@ -15,6 +15,7 @@ from typing import Any
 
 from mu_eval.api import evaluate
 from mu_eval.data import remember_rows
+from mu_eval.distributed import current_processes
 from mu_eval.options import OptionError
 from mu_eval.references import describe_references, resolve_references
 from mu_eval.report import Report
@@ -99,7 +100,8 @@ def evaluate_checkpoints(
                 save_model=Path(save_model) / names[model] if save_model is not None else None, **options,
             )
     summary = sweep_summary(reports, names, output_path)
-    if output_path is not None:
+    processes = current_processes() if options.get("data_parallel") else None
+    if output_path is not None and (processes is None or processes.is_main):
         target = Path(output_path) / SUMMARY_NAME
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_suffix(".json.tmp")

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mu_eval"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("mu_eval.options", "mu_eval.inputs", "mu_eval.requests", "mu_eval.data", "mu_eval.plain_json",
                     "mu_eval.cache_location", "mu_eval.file_hashes", "mu_eval.identity", "mu_eval.seeding",
-                    "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data", "mu_eval.caller_state")),
+                    "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data", "mu_eval.caller_state",
+                    "mu_eval.distributed")),
     ("interfaces", ("mu_eval.task", "mu_eval.method", "mu_eval.backend", "mu_eval.attack",
                     "mu_eval.attack_inputs", "mu_eval.plugins")),
     ("engine", ("mu_eval.engine", "mu_eval.cache", "mu_eval.preflight")),
@@ -30,8 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
     ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),
     ("in-loop", ("mu_eval.in_loop", "mu_eval.integrations")),
-    ("cli", ("mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data", "mu_eval.cli_lm_eval",
-             "mu_eval.demo")),
+    ("cli", ("mu_eval.__main__", "mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data",
+             "mu_eval.cli_lm_eval", "mu_eval.demo")),
 ]
 #: The built-in plugins are reached through entry points only; the demo is an application that builds its data
 #: with the synthetic-profiles generator.
