@@ -52,6 +52,9 @@ class MuEvalCallback(TrainerCallback):
             raise ValueError(f"at must be one of {', '.join(WHEN)} or None, got {at!r}")
         if every_n_steps is None and at is None:
             raise ValueError("say when to evaluate: every_n_steps=N, at='epoch' or at='save'")
+        if evaluate_options.get("data_parallel"):
+            raise ValueError("the callback evaluates on the main process only (the others would wait for it in "
+                             "the data-parallel sweep): drop data_parallel")
         self.every_n_steps = every_n_steps
         self.at = at
         self.tokenizer = tokenizer

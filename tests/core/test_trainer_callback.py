@@ -110,7 +110,8 @@ def test_callback_without_its_trainer_says_how_to_attach(tokenizer, tmp_path):
 
 
 @pytest.mark.parametrize(("options", "message"), [({}, "say when"), ({"every_n_steps": 0}, "every_n_steps"),
-                                                  ({"at": "step"}, "at must be"), ({"at": "save", "lmit": 3}, "lmit")])
+                                                  ({"at": "step"}, "at must be"), ({"at": "save", "lmit": 3}, "lmit"),
+                                                  ({"at": "save", "data_parallel": True}, "main process only")])
 def test_bad_callback_options_are_refused_when_made(options, message):
     with pytest.raises((ValueError, TypeError), match=message):
         MuEvalCallback([TASK], **options)
