@@ -111,3 +111,17 @@ def test_preserved_state_puts_back_what_the_body_changed(model_and_tokenizer):
     assert snapshot(model, tokenizer) == before
     assert model.lm_head.weight is weight  # the caller's optimizer still holds the same parameter objects
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_cuda_generators_and_a_model_on_the_gpu_come_back(model_and_tokenizer):
+    if not torch.cuda.is_available():
+        pytest.skip("not applicable here: no CUDA device")
+    model, tokenizer = model_and_tokenizer
+    model.cuda()
+    mixed_state(model, tokenizer)
+    before = snapshot(model, tokenizer)
+    torch.cuda.manual_seed_all(21)
+    state = torch.cuda.get_rng_state_all()
+    mu_eval.evaluate((model, tokenizer), [QATask()], progress=False, limit=2)
+    assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), state))
+    assert snapshot(model, tokenizer) == before

@@ -38,11 +38,11 @@ def model_with_dropout(tokenizer):
     return model
 
 
-def train(tokenizer, output_dir, callback_options=None, max_steps=6):
+def train(tokenizer, output_dir, callback_options=None, max_steps=6, rows=24):
     from datasets import Dataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    texts = TRAINING_TEXTS[:24]
+    texts = TRAINING_TEXTS[:rows]
     data = Dataset.from_dict({"text": texts}).map(lambda row: tokenizer(row["text"]), remove_columns=["text"])
     args = TrainingArguments(
         output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=4, learning_rate=5e-3,
@@ -94,6 +94,13 @@ def test_evaluations_do_not_change_the_training(tokenizer, tmp_path):
     for (name, a), (_, b) in zip(plain.model.named_parameters(), evaluated.model.named_parameters()):
         assert torch.equal(a, b), name
     assert evaluated.model.training == plain.model.training
+
+
+def test_epoch_ends_are_evaluated(tokenizer, tmp_path):
+    trainer, callback = train(tokenizer, tmp_path / "epochs", {"at": "epoch", **FAST}, max_steps=4, rows=8)
+    steps = [entry["step"] for entry in trainer.state.log_history if f"eval/{TASK}/forget_prob" in entry]
+    assert steps == [2, 4]  # 8 rows in batches of 4: an epoch every 2 steps
+    assert [checkpoint.tag for checkpoint in callback.history] == ["epoch 1", "epoch 2"]
 
 
 def test_callback_without_its_trainer_says_how_to_attach(tokenizer, tmp_path):
