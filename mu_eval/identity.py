@@ -109,7 +109,8 @@ def weights_digest(model: Any) -> str | None:
     """
     import torch
 
-    tensors = sorted(model.state_dict(keep_vars=True).items())
+    tensors = sorted((name, value) for name, value in model.state_dict(keep_vars=True).items()
+                     if isinstance(value, torch.Tensor))  # quantisation libraries may keep other state there
     if any(tensor.device.type == "meta" for _, tensor in tensors):
         return None
     with torch.no_grad():
