@@ -52,6 +52,20 @@ class FineTuneOptions:
     max_length: int = 512
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Values no training can use are refused before the model loads (a negative step count would train
+        for the epochs instead, a negative rate would learn the forget set), whatever default a method sets."""
+        for name in ("steps", "epochs", "lr", "weight_decay", "warmup_ratio", "seed"):
+            if getattr(self, name) < 0:
+                raise MethodOptionError(f"{name}={getattr(self, name)!r}: must be at least 0")
+        for name in ("batch_size", "grad_accum_steps", "max_length"):
+            if getattr(self, name) < 1:
+                raise MethodOptionError(f"{name}={getattr(self, name)!r}: must be at least 1")
+        if self.warmup_ratio > 1:
+            raise MethodOptionError(f"warmup_ratio={self.warmup_ratio!r}: must be at most 1")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise MethodOptionError(f"max_grad_norm={self.max_grad_norm!r}: must be above 0 (none: no clipping)")
+
 
 @dataclass
 class TrainOptions(FineTuneOptions):

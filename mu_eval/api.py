@@ -10,7 +10,7 @@ from typing import Any
 
 from mu_eval.backend import Backend
 from mu_eval.caller_state import preserved_state
-from mu_eval.evaluation import ModelInput, check_limit, make_backend
+from mu_eval.evaluation import ModelInput, check_device, check_limit, check_run_paths, make_backend
 from mu_eval.method import Method, MethodError
 from mu_eval.options import OptionError
 from mu_eval.protocol_runner import run_protocol
@@ -118,6 +118,8 @@ def evaluate(
     check_step_and_tag(step, tag)
     check_fast_settings(limit, subset_seed, max_new_tokens, generate)
     check_limit(limit)
+    check_device(device)
+    check_run_paths(output_path, cache_dir if use_cache is not False else None, save_model)
     options = RunOptions(
         task_options=task_options, backend=backend, model_args=model_args, device=device, batch_size=batch_size,
         limit=limit, seed=seed, data_dir=data_dir, reference=reference, output_path=output_path,

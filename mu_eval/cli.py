@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 
@@ -61,8 +62,36 @@ def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def task_list(text: str) -> list[str]:
+    names = comma_list(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"names no task: {text!r} (e.g. --tasks tofu_forget01; mu-eval list tasks)")
+    return names
+
+
+#: torch, NumPy and Python all accept a seed in this range.
+SEED_LIMIT = 2**32
+
+
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32-1, got {text!r}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the problem (the usage is one `--help` away), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mu-eval",
         description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
         "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
@@ -72,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint path or Hugging Face id; several (a comma-separated list, or a glob such as "
                         "'run/checkpoint-*'): one report each under --output-path and a summary, sweep.json "
                         "(lm-eval's '--model hf --model_args pretrained=PATH' works too)")
-    parser.add_argument("--tasks", "-t", type=comma_list,
+    parser.add_argument("--tasks", "-t", type=task_list,
                         help="comma-separated task names; wildcards (synthetic_*) expand; 'list' lists them")
     parser.add_argument("--output-path", "--output_path", "-o", help="folder (or .json path) for the report")
     parser.add_argument("--limit", type=limit_value,
                         help="use only the first N items of each set (the tasks' and those attacks draw from "
                         "tasks), or a fraction 0<f<1 of each set, rounded up")
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed", type=seed_value, default=1234)
     parser.add_argument("--batch-size", "--batch_size", "-b", type=positive_int_or_auto, default="auto",
                         help="rows per batch, or auto (a token budget per batch; lm-eval's auto:N means the same)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -171,6 +200,11 @@ def run(argv: Sequence[str]) -> int:
         return fail("--protocol needs --method: the protocol runs the unlearning method once per step")
     if protocol_args and not args.protocol:
         return fail("--protocol-args needs --protocol")
+    problem = missing_companion(args, method_args, attack_args)
+    if problem:
+        return fail(problem)
+    if args.quiet:
+        quiet_libraries()
     from mu_eval.cli_run import run_from_cli
 
     return run_from_cli(args, model_args, task_args, attack_args, method_args, protocol_args)
@@ -185,6 +219,30 @@ def lm_eval_settings(args: argparse.Namespace, model_args: dict[str, str], task_
     registry = get_registry()
     args.tasks = expand_tasks(args.tasks, registry)
     return lm_eval_task_args(args, task_args, registry)
+
+
+def missing_companion(args: argparse.Namespace, method_args: dict, attack_args: dict) -> str | None:
+    """An option that only means something beside another, given without it: it would be ignored silently."""
+    if not args.model.strip():
+        return "--model is empty: name a checkpoint folder or a Hugging Face id"
+    if method_args and not args.method:
+        return "--method-args needs --method: there is no unlearning method to take them"
+    if attack_args and not args.attacks:
+        return "--attack-args needs --attacks: there is no attack to take them"
+    if args.save_model and not args.method:
+        return "--save-model needs --method: without unlearning there is no new model to save"
+    if args.log_samples and not args.output_path:
+        return "--log-samples needs --output-path: the samples are written beside the report"
+    return None
+
+
+def quiet_libraries() -> None:
+    """--quiet also silences the progress bars of transformers (loading, saving) and datasets (reading)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def load_subcommand(target: str) -> Callable[[Sequence[str]], int]:

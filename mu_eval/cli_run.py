@@ -15,6 +15,7 @@ from mu_eval.distributed import current_processes, launched_in_parallel
 from mu_eval.inputs import InputError
 from mu_eval.method import MethodError
 from mu_eval.options import OptionError, option_names, route_options
+from mu_eval.paths import PathError
 from mu_eval.plugins import get_registry
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 from mu_eval.protocols import validate_protocol
@@ -25,7 +26,7 @@ from mu_eval.sweep import summary_table as sweep_table
 from mu_eval.unlearning import validate_method
 
 USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, OptionError, InputError,
-               UnknownNameError, DuplicateNameError)
+               UnknownNameError, DuplicateNameError, PathError)
 
 
 def format_value(value: Any) -> str:

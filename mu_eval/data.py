@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -93,6 +94,9 @@ def read_local_file(path: Path) -> list[dict]:
     """
     import datasets
 
+    library_log = logging.getLogger("datasets")  # its own account of a bad file comes with a traceback;
+    level = library_log.level                     # the DataError below names the file in one line
+    library_log.setLevel(logging.CRITICAL)
     try:
         if path.suffix == ".parquet":
             table = datasets.Dataset.from_parquet(str(path))
@@ -109,6 +113,8 @@ def read_local_file(path: Path) -> list[dict]:
         if rows is not None:  # a column of mixed types, which older datasets releases refuse
             return rows
         raise DataError(f"cannot read {path}: {type(error).__name__}: {error}") from error
+    finally:
+        library_log.setLevel(level)
 
 
 def _bare_string_rows(path: Path) -> list[dict] | None:

@@ -82,6 +82,49 @@ def check_limit(limit: int | float | None) -> None:
         raise ValueError(f"limit must be a positive integer, a fraction between 0 and 1, or None, got {limit!r}")
 
 
+def check_device(device: str | None) -> None:
+    """A device torch does not know, or one this machine lacks, is refused before any model is loaded."""
+    if device is None:
+        return
+    import torch
+
+    from mu_eval.backend import BackendError
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise BackendError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, mps, ...)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BackendError(f"--device {device!r}: CUDA is not available on this machine")
+        if parsed.index is not None and parsed.index >= count:
+            raise BackendError(f"--device {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                               f"cuda:{count - 1}")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendError(f"--device {device!r}: MPS is not available on this machine")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        available = getattr(getattr(torch, parsed.type, None), "is_available", None)
+        if available is None or not available():
+            raise BackendError(f"--device {device!r}: {parsed.type} is not available on this machine")
+
+
+def check_run_paths(output_path: Any, cache_dir: Any, save_model: Any) -> None:
+    """The report, answer cache and saved-model folders, checked writable before the model loads (an explicit
+    cache folder only: the default one, when unwritable, costs a warning and the cache, not the run)."""
+    from mu_eval.paths import check_writable_file, check_writable_folder
+    from mu_eval.report.io import report_path
+
+    if output_path is not None:
+        if Path(output_path).suffix != ".json":
+            check_writable_folder(output_path, "output")
+        check_writable_file(report_path(output_path), "output")
+    if cache_dir is not None:
+        check_writable_folder(cache_dir, "cache")
+    if save_model is not None:
+        check_writable_folder(save_model, "save-model")
+
+
 def make_contexts(
     tasks: dict[str, Task],
     backend: Backend,

@@ -18,7 +18,10 @@ def plain_json_rows(path: Path) -> list[dict[str, Any]] | None:
     """The file's objects as rows (a JSON array of objects, or one object per line), or None if it is not that."""
     if path.suffix not in SUFFIXES:
         return None
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None
     try:
         data = json.loads(text)
         rows = [data] if isinstance(data, dict) else data

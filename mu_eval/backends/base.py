@@ -16,9 +16,15 @@ def checkpoint_source(model: str) -> tuple[Path, str]:
     A name that looks like a path (./, /, ~) but does not exist is an error, not a hub look-up.
     """
     path = Path(model).expanduser()
-    if model.startswith((".", "/", "~")) and not path.exists():
+    if "\x00" in model:
+        raise BackendError(f"model path contains a null byte: {model!r}")
+    try:
+        exists = path.exists()
+    except OSError as error:  # a name too long for the file system
+        raise BackendError(f"model path cannot be used ({error.strerror}): {model[:80]}...") from None
+    if model.startswith((".", "/", "~")) and not exists:
         raise BackendError(f"model path does not exist: {path}")
-    return path, (str(path) if path.exists() else model)
+    return path, (str(path) if exists else model)
 
 
 def model_identity(

@@ -19,7 +19,7 @@ from mu_eval.backends.context_fit import (
 )
 from mu_eval.backends.hf_encoding import EncodedScore, move_trailing_space, single_token_options
 from mu_eval.backends.hf_generation import generation_token_budget, greedy_generate
-from mu_eval.backends.hf_loading import HFModelArgs, load_model_and_tokenizer
+from mu_eval.backends.hf_loading import HFModelArgs, ModelArgsError, load_model_and_tokenizer
 from mu_eval.backends.hf_scoring import pad_right, score_batch, selected_logits
 from mu_eval.backends.placement import PLACEMENT_KEYS
 from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Request, Score, ScoreResult
@@ -68,6 +68,10 @@ class HFBackend(TorchModelBackend):
     ) -> HFBackend:
         args = HFModelArgs.parse(model_args, cls.name)
         torch_model, tokenizer = load_model_and_tokenizer(model, args, device)
+        positions = getattr(torch_model.config, "max_position_embeddings", None)
+        if args.max_length and positions and args.max_length > positions:
+            raise ModelArgsError(f"--model-args max_length={args.max_length} exceeds the {positions} positions "
+                                 f"the model was built for (config.json max_position_embeddings)")
         identity = model_identity(cls.name, cls.answer_version, torch_model, model, args.revision, args.peft)
         use_chat_template = options.get("use_chat_template", True)
         identity.update(settings_identity(args, torch_model, tokenizer, use_chat_template, IN_IDENTITY))

@@ -16,7 +16,7 @@ from typing import Any
 
 from mu_eval.references import open_unlearning, tofu_logs
 from mu_eval.references.published import ReferenceError, read_json
-from mu_eval.report import Report, validate_report
+from mu_eval.report import Report, ReportError, validate_report
 from mu_eval.report.io import REPORT_NAME
 
 __all__ = ["ReferenceError", "describe_references", "load_reference", "resolve_references", "same_weights"]
@@ -63,15 +63,38 @@ def load_reference(spec: str | os.PathLike) -> dict[str, Any]:
         elif open_unlearning.is_log(raw):
             return open_unlearning.read(path, raw, task)
         else:
-            raise ReferenceError(f"{path} is not a mu-eval report, a TOFU evaluation log or an open-unlearning "
-                                 "log")
+            raise ReferenceError(f"reference {path} is not a mu-eval report, a TOFU evaluation log or an "
+                                 "open-unlearning log")
     return _one_task(data, task, str(spec)) if task else data
 
 
 def _report(path: Path, raw: Any = None) -> dict[str, Any]:
     data = read_json(path) if raw is None else raw
-    validate_report(data)
+    try:
+        validate_report(data)
+        for task, section in data["tasks"].items():
+            check_items(section.get("items", {}), f"report.tasks.{task}.items")
+    except ReportError as error:
+        raise ReferenceError(f"reference {path}: {error}") from None
     return data
+
+
+def _is_item(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    return depth < 2 and isinstance(value, list) and all(_is_item(entry, depth + 1) for entry in value)
+
+
+def check_items(items: Any, where: str) -> None:
+    """Per-item values are lists (one entry per item: a number, null, a label, or a short list of them); a
+    reference whose items are anything else would be read as numbers it does not hold."""
+    for name, values in items.items():
+        if not isinstance(values, list):
+            raise ReportError(f"{where}.{name}: expected a list of per-item values, got {type(values).__name__}")
+        for index, value in enumerate(values):
+            if not _is_item(value):
+                raise ReportError(f"{where}.{name}[{index}]: expected a number, null or a list of them, got "
+                                  f"{type(value).__name__}")
 
 
 def _as_data(item: ReferenceInput) -> tuple[dict[str, Any], str]:

@@ -34,6 +34,10 @@ def read_json(path: Path) -> Any:
         raise ReferenceError(f"reference not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ReferenceError(f"reference is not valid JSON: {path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ReferenceError(f"reference is not UTF-8 text: {path}: {error.reason} at byte {error.start}") from None
+    except IsADirectoryError:
+        raise ReferenceError(f"reference is a folder without a report or logs: {path}") from None
 
 
 def by_index(mapping: Any, where: str, value: Callable[[Any], Any] = lambda v: v) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mu_eval.data import DataError
 from mu_eval.options import option
 from mu_eval.requests import Generate, GenerateResult, Request, Result, Score, ScoreResult, Truncation
 from mu_eval.task import Task, TaskContext, TaskOptionError, TaskResult, TextExample, UnlearningData
@@ -23,6 +24,26 @@ MAX_NEW_TOKENS = 200
 OPEN_UNLEARNING_TRUNCATION = Truncation("right", 512)
 BASE_FIELD = {"forget": "paraphrased_answer", "retain": "paraphrased_answer",
               "real_authors": "answer", "world_facts": "answer"}
+
+
+#: Fields holding one text each, and the field holding a list of texts (the perturbed answers).
+TEXT_FIELDS = ("question", "answer", "paraphrased_answer")
+TEXT_LIST_FIELD = "perturbed_answer"
+
+
+def check_row_types(task: str, role: str, index: int, row: Any) -> None:
+    """A row whose fields are not the texts TOFU's files hold stops the run with the row and field named,
+    before any model work (a number in place of a text would otherwise fail deep in tokenisation)."""
+    where = f"{task}: {role} row {index}"
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected an object, got {type(row).__name__}")
+    for name in TEXT_FIELDS:
+        if name in row and not isinstance(row[name], str):
+            raise DataError(f"{where}: {name} must be a string, got {type(row[name]).__name__}")
+    if TEXT_LIST_FIELD in row:
+        value = row[TEXT_LIST_FIELD]
+        if not isinstance(value, list) or not value or not all(isinstance(text, str) for text in value):
+            raise DataError(f"{where}: {TEXT_LIST_FIELD} must be a non-empty list of strings, got {value!r:.60}")
 
 
 @dataclass
@@ -150,7 +171,9 @@ class TofuTask(Task):
             rows = rows[: self.ds_size]
         rows = rows if whole else ctx.limited(rows)
         if not rows:
-            raise ValueError(f"{self.name}: the {role} set is empty")
+            raise DataError(f"{self.name}: the {role} set is empty")
+        for index, row in enumerate(rows):
+            check_row_types(self.name, role, index, row)
         return rows
 
     def truncation(self, ctx: TaskContext) -> Truncation | None:
@@ -185,8 +208,6 @@ class TofuTask(Task):
 
     def _plan_item(self, plan: RequestPlan, ctx: TaskContext, role: str, index: int, row: dict) -> PlannedItem:
         perturbed = row["perturbed_answer"]
-        if isinstance(perturbed, str) or not perturbed:
-            raise ValueError(f"{self.name}: {role} row {index}: perturbed_answer must be a non-empty list of strings")
         prompt = self.prompt(ctx, row["question"])
         return PlannedItem(
             row=row,
