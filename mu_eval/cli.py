@@ -185,6 +185,8 @@ def run(argv: Sequence[str]) -> int:
         print(f"mu-eval: note: --batch-size {args.batch_size} is read as auto: batches are sized by a token "
               "budget for every length, so there is nothing to re-detect", file=sys.stderr)
         args.batch_size = "auto"
+    if args.backend is not None and not args.backend.strip():
+        return fail("--backend is empty: name a backend (mu-eval list backends), or leave it out for hf")
     args.backend_given = args.backend is not None
     args.backend = args.backend or "hf"
     try:
@@ -203,8 +205,6 @@ def run(argv: Sequence[str]) -> int:
     problem = missing_companion(args, method_args, attack_args)
     if problem:
         return fail(problem)
-    if args.quiet:
-        quiet_libraries()
     from mu_eval.cli_run import run_from_cli
 
     return run_from_cli(args, model_args, task_args, attack_args, method_args, protocol_args)
@@ -234,15 +234,6 @@ def missing_companion(args: argparse.Namespace, method_args: dict, attack_args: 
     if args.log_samples and not args.output_path:
         return "--log-samples needs --output-path: the samples are written beside the report"
     return None
-
-
-def quiet_libraries() -> None:
-    """--quiet also silences the progress bars of transformers (loading, saving) and datasets (reading)."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def load_subcommand(target: str) -> Callable[[Sequence[str]], int]:
