@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 from support import TRAINING_TEXTS
+from transformers import TrainerCallback
 
 import mu_eval
 from mu_eval.in_loop import Selection
@@ -52,14 +53,29 @@ def train(tokenizer, output_dir, callback_options=None, max_steps=6, rows=24):
     trainer = Trainer(model=model_with_dropout(tokenizer), args=args, train_dataset=data,
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), processing_class=tokenizer)
     callback = MuEvalCallback.add_to(trainer, [TASK], **callback_options) if callback_options is not None else None
+    trainer.add_callback(LogRecorder())
     trainer.train()
     return trainer, callback
+
+
+class LogRecorder(TrainerCallback):
+    """What a reporting integration (W&B, TensorBoard) sees: every `on_log` call's logs."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.seen.append((state.global_step, dict(logs or {})))
 
 
 def test_trainer_run_logs_writes_reports_and_marks_the_best_checkpoint(tokenizer, tmp_path):
     trainer, callback = train(tokenizer, tmp_path / "run", {"at": "save", "select": SELECTION, **FAST})
     logged = {entry["step"]: entry for entry in trainer.state.log_history if any(k.startswith("eval/") for k in entry)}
     assert sorted(logged) == [3, 6]  # right after each save
+    recorder = next(c for c in trainer.callback_handler.callbacks if isinstance(c, LogRecorder))
+    received = {step: logs for step, logs in recorder.seen if f"eval/{TASK}/forget_prob" in logs}
+    assert sorted(received) == [3, 6]
+    assert all(received[s][k] == v for s in received for k, v in logged[s].items() if k.startswith("eval/"))
     folder = tmp_path / "run" / "mu_eval"
     for step, entry in logged.items():
         report = mu_eval.load_report(folder / f"step-{step}")
