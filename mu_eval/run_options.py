@@ -46,4 +46,5 @@ class RunOptions:
         if self.limit is None:
             return None
         chosen = "first" if self.subset_seed is None else "seeded random"
-        return {"items_per_set": self.limit, "chosen": chosen, "seed": self.subset_seed}
+        size = {"share_per_set": self.limit} if isinstance(self.limit, float) else {"items_per_set": self.limit}
+        return {**size, "chosen": chosen, "seed": self.subset_seed}

@@ -72,6 +72,10 @@ def test_scoring_only_sends_no_generation_and_nulls_only_generation_metrics(toke
     for name in ("forget_prob", "retain_truth_ratio", "forget_extraction_strength", "mia_min_k_auc"):
         assert metrics[name]["value"] == full_metrics[name]["value"]
     assert scoring.data["config"]["generation"] == {"generate": False, "max_new_tokens": None}
+    assert scoring.data["config"]["subset"] == {"items_per_set": 3, "chosen": "first", "seed": None}
+    share = run(model, tokenizer, limit=0.1, subset_seed=2, generate=False)
+    assert share.data["config"]["subset"] == {"share_per_set": 0.1, "chosen": "seeded random", "seed": 2}
+    assert share.tasks[TASK]["metrics"]["forget_prob"]["n"] == 2  # a tenth of 20 questions
 
 
 def test_generation_cap_shortens_every_generation(tokenizer):
