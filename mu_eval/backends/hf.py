@@ -26,8 +26,9 @@ from mu_eval.requests import Choose, ChooseResult, Generate, GenerateResult, Req
 
 #: Bumped whenever a change to the backend could change an answer, so stale cache entries are not reused.
 ANSWER_VERSION = 4
-#: Model arguments the identity already holds in their effective form (the loaded dtype, the adapter's hash).
-IN_IDENTITY = ("dtype", "revision", "peft", *PLACEMENT_KEYS)  # and where the weights sit, which changes no answer
+#: Model arguments the identity holds elsewhere (the loaded dtype, the adapter's hash, max_length on its own),
+#: and where the weights sit, which changes no answer.
+IN_IDENTITY = ("dtype", "revision", "peft", "max_length", *PLACEMENT_KEYS)
 
 
 class HFBackend(TorchModelBackend):
@@ -75,6 +76,8 @@ class HFBackend(TorchModelBackend):
         identity = model_identity(cls.name, cls.answer_version, torch_model, model, args.revision, args.peft)
         use_chat_template = options.get("use_chat_template", True)
         identity.update(settings_identity(args, torch_model, tokenizer, use_chat_template, IN_IDENTITY))
+        if args.max_length:  # what a truncation rule cuts depends on it: part of the cache key
+            identity["max_length"] = args.max_length
         return cls(torch_model, tokenizer, identity=identity, max_length=args.max_length,
                    generation_cache=args.generation_cache, **options)
 
