@@ -42,6 +42,11 @@ class EngineStats:
     #: Requests a benchmark's truncation rule cut (found by the pre-flight), in all and per task or attack.
     truncated: int = 0
     truncated_by_source: dict[str, int] = field(default_factory=dict)
+    #: Answers the answer cache could not serve or keep (a corrupt, unreadable or unwritable cache): each was
+    #: computed again, or not stored; the numbers do not change.
+    cache_faults: int = 0
+    #: The cache's warnings (a file moved aside, the cache turned off), as they were printed.
+    cache_warnings: list[str] = field(default_factory=list)
     #: Data-parallel processes that shared the requests, and how many each answered (`batches` is this
     #: process's own count).
     processes: int = 1
@@ -156,6 +161,9 @@ class Engine:
                     bar.update(len(batch))
         answers.update(mine)
         self.stats.answered += len(mine)
+        if self.cache is not None:
+            self.stats.cache_faults = self.cache.faults
+            self.stats.cache_warnings = list(self.cache.notes)
         if self.processes is not None:
             self._gather(todo, mine, answers)
         self.stats.token_budget = self.token_budget
