@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=limit_value,
                         help="use only the first N items of each set (the tasks' and those attacks draw from "
                         "tasks), or a fraction 0<f<1 of each set, rounded up")
+    parser.add_argument("--subset-seed", "--subset_seed", type=seed_value,
+                        help="with --limit: choose the items at random with this seed instead of the first ones (the "
+                        "same items for every model run alike, so a reference run the same way keeps forget quality "
+                        "and privleak defined)")
+    parser.add_argument("--scoring-only", "--scoring_only", action="store_true",
+                        help="generate no text: the metrics computed from generations (ROUGE-L, TOFU's model utility) "
+                        "are null, every other metric is what a full run gives")
     parser.add_argument("--seed", type=seed_value, default=1234)
     parser.add_argument("--batch-size", "--batch_size", "-b", type=positive_int_or_auto, default="auto",
                         help="rows per batch, or auto (a token budget per batch; lm-eval's auto:N means the same)")

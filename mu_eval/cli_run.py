@@ -121,6 +121,8 @@ def run_from_cli(
         protocol = getattr(args, "protocol", None)
         if protocol:
             validate_protocol(protocol, protocol_args)
+        if args.subset_seed is not None and args.limit is None:
+            raise OptionError("--subset-seed chooses --limit items of each set: give --limit too")
         models = expand_models(args.model)
         options: dict[str, Any] = dict(
             task_options=task_options,
@@ -136,6 +138,8 @@ def run_from_cli(
             device=args.device,
             batch_size=args.batch_size,
             limit=args.limit,
+            subset_seed=args.subset_seed,
+            generate=not args.scoring_only,
             seed=args.seed,
             data_dir=args.data_dir,
             reference=args.reference,
