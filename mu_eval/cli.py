@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "mu_eval.demo.cli:main",
     "convert-reference": "mu_eval.references.cli:main",
     "data": "mu_eval.cli_data:main",
+    "compare": "mu_eval.cli_compare:main",
+    "plot": "mu_eval.cli_compare:plot_main",
 }
 USAGE_ERROR = 2
 BROKEN_PIPE = 141
@@ -94,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="mu-eval",
         description="Evaluate machine unlearning. Subcommands: 'mu-eval list tasks|methods|attacks|metrics|plugins', "
-        "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check'.",
+        "'mu-eval demo', 'mu-eval convert-reference', 'mu-eval data fetch|check', "
+        "'mu-eval compare REPORT...', 'mu-eval plot REPORT... -o FILE.png'.",
     )
     parser.add_argument("--version", action="version", version=f"mu-eval {installed_version()}")
     parser.add_argument("--model",

@@ -20,6 +20,7 @@ from mu_eval.plugins import get_registry
 from mu_eval.plugins.registry import DuplicateNameError, UnknownNameError
 from mu_eval.protocols import validate_protocol
 from mu_eval.report import Report, ReportError
+from mu_eval.report.console import format_number, summary
 from mu_eval.report.io import report_path
 from mu_eval.sweep import SUMMARY_NAME, evaluate_checkpoints, expand_models
 from mu_eval.sweep import summary_table as sweep_table
@@ -29,29 +30,6 @@ USER_ERRORS = (BackendError, DataError, ReportError, AttackError, MethodError, O
                UnknownNameError, DuplicateNameError, PathError)
 
 
-def format_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def summary_table(report: Report) -> str:
-    """One line per task metric: task, metric, value, n, direction."""
-    rows = [("task", "metric", "value", "n", "better")]
-    for task_name, task in report.tasks.items():
-        for metric_name, metric in task["metrics"].items():
-            direction = {True: "higher", False: "lower", None: "-"}[metric["higher_is_better"]]
-            value = format_value(metric["value"])
-            if metric["value"] is None and metric.get("reason"):
-                value = f"null ({metric['reason']})"
-            rows.append((task_name, metric_name, value, str(metric["n"]), direction))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
-    return "\n".join(lines)
-
-
 def protocol_table(report: Report) -> str:
     """One line per protocol step: forget-set size, folds, then every task metric (the curve C5/C6 track)."""
     steps = report["protocol"]["steps"]
@@ -59,7 +37,7 @@ def protocol_table(report: Report) -> str:
                                  for metric in section["metrics"]))
     rows = [["step", "forget", "folds", *columns]]
     for step in steps:
-        values = {f"{task}/{metric}": format_value(value["value"])
+        values = {f"{task}/{metric}": format_number(value["value"])
                   for task, section in step["tasks"].items() for metric, value in section["metrics"].items()}
         folds = "+".join(map(str, step["folds"])) or "-"
         rows.append([str(step["step"]), str(step["forget_size"]), folds, *(values.get(c, "") for c in columns)])
@@ -167,7 +145,7 @@ def run_from_cli(
         if args.output_path:
             print(f"{len(models)} reports and their summary ({SUMMARY_NAME}) written to {args.output_path}")
         return 0
-    print(summary_table(report))
+    print(summary(report))
     if report.data.get("protocol"):
         print(protocol_table(report))
     if args.output_path:

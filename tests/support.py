@@ -45,9 +45,11 @@ class QATask(mu_eval.Task):
         scores, generations, choices = results[0::3], results[1::3], results[2::3]
         probabilities = [math.exp(-s.nll()) for s in scores]
         n = len(self.rows)
+        mean = sum(probabilities) / n
+        stderr = math.sqrt(sum((p - mean) ** 2 for p in probabilities) / (n - 1) / n) if n > 1 else None
         return mu_eval.TaskResult(
             metrics={
-                "probability": mu_eval.MetricValue(sum(probabilities) / n, n, True),
+                "probability": mu_eval.MetricValue(mean, n, True, stderr),
                 "first_choice": mu_eval.MetricValue(sum(c.choice == 0 for c in choices) / n, n, None),
             },
             items={"probability": probabilities, "nll": [s.nll() for s in scores]},

@@ -19,6 +19,7 @@ REQUIRED_TOP_LEVEL = {
 }
 REQUIRED_MODEL = ("model", "revision", "weights_sha256", "dtype", "adapter", "backend")
 REQUIRED_METRIC = ("value", "n", "higher_is_better")
+FRAME_COLUMNS = ("task", "metric", "value", "stderr", "n", "higher_is_better", "reason", "model", "weights_sha256")
 
 
 class ReportError(ValueError):
@@ -118,3 +119,21 @@ class Report:
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One plain row per task metric: task, metric, value, stderr, n, higher_is_better, reason, and the
+        model's name and weights hash (so rows of several reports can be stacked)."""
+        model = self.data["model"]
+        return [{"task": task, "metric": name, "value": metric["value"], "stderr": metric.get("stderr"),
+                 "n": metric["n"], "higher_is_better": metric["higher_is_better"], "reason": metric.get("reason"),
+                 "model": model.get("model"), "weights_sha256": model.get("weights_sha256")}
+                for task, section in self.tasks.items() for name, metric in section["metrics"].items()]
+
+    def to_frame(self) -> Any:
+        """`rows()` as a pandas DataFrame (pandas is optional: `pip install 'mu-eval[plot]'`); stack several
+        with `pandas.concat([load_report(p).to_frame().assign(run=p) for p in paths])`."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Report.to_frame needs pandas: pip install 'mu-eval[plot]' (or pandas)") from None
+        return pandas.DataFrame(self.rows(), columns=list(FRAME_COLUMNS))

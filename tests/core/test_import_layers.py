@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),
     ("in-loop", ("mu_eval.in_loop", "mu_eval.integrations")),
     ("cli", ("mu_eval.__main__", "mu_eval.cli", "mu_eval.cli_run", "mu_eval.cli_list", "mu_eval.cli_data",
-             "mu_eval.cli_lm_eval", "mu_eval.demo")),
+             "mu_eval.cli_lm_eval", "mu_eval.cli_compare", "mu_eval.demo")),
 ]
 #: The built-in plugins are reached through entry points only; the demo is an application that builds its data
 #: with the synthetic-profiles generator.

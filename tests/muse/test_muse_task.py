@@ -181,3 +181,20 @@ def test_open_unlearning_muse_logs_as_reference(muse_checkpoint, muse_news_dir, 
     assert info["reference_auc"] == pytest.approx(ours[0], abs=1e-12) and info["reference"].startswith(
         "reference report (100 + 100 texts)")
     assert run.tasks["muse_news"]["metrics"]["privleak"]["value"] == pytest.approx(privleak(info["auc"], ours[0]))
+
+
+def test_muse_views_plot_the_run_at_its_privleak_and_utility(muse_run):
+    from pathlib import Path
+
+    from mu_eval.report.compare import Run
+    from mu_eval.report.plot import VIEWS, draw, points
+
+    report, _ = muse_run
+    metrics = report.tasks["muse_news"]["metrics"]
+    for view_name, x in (("muse", "privleak"), ("muse-verbmem", "verbmem_f"), ("muse-knowmem", "knowmem_f")):
+        found, skipped = points([Run("tiny", Path("report.json"), report)], VIEWS[view_name])
+        assert skipped == [] and [(p.label, p.x, p.y) for p in found] == [
+            ("tiny", metrics[x]["value"], metrics["knowmem_r"]["value"])]
+        axes = draw(found, VIEWS[view_name]).axes[0]
+        assert [tuple(map(float, row)) for row in axes.collections[0].get_offsets()] == [(found[0].x, found[0].y)]
+        assert axes.get_xscale() == "linear" and axes.texts[0].get_text() == "tiny"
