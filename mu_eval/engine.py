@@ -26,6 +26,9 @@ from mu_eval.requests import Generate, Request, Result
 DEFAULT_CPU_BUDGET = 4096
 DEFAULT_CUDA_BUDGET = 32768
 MAX_ROWS_AUTO = 512
+#: Generation's row cap is higher: decoding steps cost about the same whatever the rows, and a row that has
+#: finished leaves the batch (backends that retire rows), so wide batches no longer wait on their longest row.
+MAX_GENERATION_ROWS_AUTO = 2048
 
 
 @dataclass
@@ -221,9 +224,10 @@ class Engine:
             return ordered[cursor : cursor + int(self.batch_size)]
         if self.backend.batches_itself(kind):
             return ordered[cursor:]
-        budget = self.generation_budget if kind == "generate" else self.token_budget
+        generation = kind == "generate"
+        budget = self.generation_budget if generation else self.token_budget
         longest = max(lengths[ordered[cursor]], 1)
-        rows = max(1, min(budget // longest, MAX_ROWS_AUTO))
+        rows = max(1, min(budget // longest, MAX_GENERATION_ROWS_AUTO if generation else MAX_ROWS_AUTO))
         return ordered[cursor : cursor + rows]
 
     def _back_off(self, kind: str) -> None:

@@ -38,25 +38,26 @@ def pad_right(sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Ten
 
 def token_statistics(logits: torch.Tensor, targets: torch.Tensor, vocab_stats: torch.Tensor) -> torch.Tensor:
     """For rows of logits [N, V], targets [N] and flags [N]: log p(target), argmax==target, E[log p] and
-    Var[log p] (NaN in rows whose flag is off: they cost three more passes over the vocabulary).
+    Var[log p] (NaN in rows whose flag is off: they cost several more passes over the vocabulary).
 
-    Computed in float32 whatever the model's dtype; returns a [N, 4] float32 tensor on the same device.
+    Computed in float32 whatever the model's dtype, with torch's log-softmax (the values of every earlier
+    release, to the bit); returns a [N, 4] float32 tensor on the same device.
     Callers pass at most `chunk_rows` rows at once.
     """
     chunk = logits.float()
-    normaliser = torch.logsumexp(chunk, dim=-1)
-    target_logp = chunk.gather(-1, targets[:, None]).squeeze(-1) - normaliser
+    logp = torch.log_softmax(chunk, dim=-1)
+    target_logp = logp.gather(-1, targets[:, None]).squeeze(-1)
     greedy = (chunk.argmax(-1) == targets).float()
     expected = torch.full_like(target_logp, float("nan"))
     variance = torch.full_like(target_logp, float("nan"))
     wanted = vocab_stats.nonzero().squeeze(-1)
     if wanted.numel():
-        logp = chunk[wanted] - normaliser[wanted, None]
-        probs = logp.exp()
-        mean = (probs * logp).sum(-1)
+        chosen = logp[wanted] if wanted.numel() < logp.shape[0] else logp
+        probs = chosen.exp()
+        mean = (probs * chosen).sum(-1)
         expected[wanted] = mean
         # centred, not E[x^2] - E[x]^2: near-uniform rows would lose the variance to cancellation
-        variance[wanted] = (probs * (logp - mean[:, None]).square()).sum(-1)
+        variance[wanted] = (probs * (chosen - mean[:, None]).square()).sum(-1)
     return torch.stack([target_logp, greedy, expected, variance], dim=-1)
 
 
