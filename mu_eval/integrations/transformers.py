@@ -88,6 +88,9 @@ class MuEvalCallback(TrainerCallback):
         if self.trainer is None:
             raise ValueError("MuEvalCallback logs through its Trainer: call callback.attach(trainer) before "
                              "train(), or create it with MuEvalCallback.add_to(trainer, tasks, ...)")
+        if self.at == "save" and str(getattr(args.save_strategy, "value", args.save_strategy)) == "no":
+            raise ValueError("MuEvalCallback(at='save') never runs: the Trainer saves no checkpoints "
+                             "(save_strategy='no'); use every_n_steps or at='epoch'")
         self.evaluator.output_dir = Path(args.output_dir) / self.folder
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -132,6 +132,18 @@ def test_callback_without_its_trainer_says_how_to_attach(tokenizer, tmp_path):
         trainer.train()
 
 
+def test_evaluating_at_saves_of_a_run_that_saves_nothing_is_refused(tokenizer, tmp_path):
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True, save_strategy="no")
+    data = Dataset.from_dict({"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]]})
+    trainer = Trainer(model=build_model(len(tokenizer), tokenizer=tokenizer), args=args, train_dataset=data)
+    MuEvalCallback.add_to(trainer, [TASK], at="save", **FAST)
+    with pytest.raises(ValueError, match="saves no checkpoints"):
+        trainer.train()
+
+
 @pytest.mark.parametrize(("options", "message"), [({}, "say when"), ({"every_n_steps": 0}, "every_n_steps"),
                                                   ({"at": "step"}, "at must be"), ({"at": "save", "lmit": 3}, "lmit"),
                                                   ({"at": "save", "data_parallel": True}, "main process only")])
