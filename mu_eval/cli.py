@@ -57,6 +57,8 @@ def limit_value(text: str) -> int | float:
         fraction = -1.0
     if 0 < fraction < 1:
         return fraction
+    if fraction >= 1 and fraction.is_integer():  # lm-eval reads every limit as a float: "10.0" is 10 items
+        return int(fraction)
     raise argparse.ArgumentTypeError(f"expected a positive integer or a fraction between 0 and 1, got {text!r}")
 
 
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="k=v,... for every task that has option k; name.k=v for task `name` alone")
     parser.add_argument("--num-fewshot", "--num_fewshot", "-f", type=int,
                         help="few-shot examples, for the tasks that take them (mmlu); an error for a run without one")
+    parser.add_argument("--trust-remote-code", "--trust_remote_code", action="store_true",
+                        help="lm-eval's flag: the same as --model-args trust_remote_code=true")
     parser.add_argument("--gen-kwargs", "--gen_kwargs", default="",
                         help="lm-eval's generation settings: max_gen_toks=N (or max_new_tokens=N) sets the "
                         "generation length of the tasks that generate; decoding is always greedy")
@@ -223,9 +227,15 @@ def run(argv: Sequence[str]) -> int:
 def lm_eval_settings(args: argparse.Namespace, model_args: dict[str, str], task_args: dict[str, str]) -> dict[str, str]:
     """lm-eval's spellings made mu-eval's: the model and backend, task wildcards, shots and generation length."""
     from mu_eval.cli_lm_eval import expand_tasks, lm_eval_task_args, translate_model
+    from mu_eval.options import TRUE_WORDS, OptionError
     from mu_eval.plugins import get_registry
 
     translate_model(args, model_args)
+    if args.trust_remote_code:
+        if model_args.get("trust_remote_code", "true").strip().lower() not in TRUE_WORDS:
+            raise OptionError("--trust_remote_code contradicts --model-args trust_remote_code="
+                              f"{model_args['trust_remote_code']}")
+        model_args["trust_remote_code"] = "true"
     registry = get_registry()
     args.tasks = expand_tasks(args.tasks, registry)
     return lm_eval_task_args(args, task_args, registry)

@@ -41,7 +41,8 @@ def header(report: Report) -> str:
     if model.get("adapter"):
         parts.append(f"adapter {model['adapter']}")
     template = config.get("use_chat_template")
-    template_text = {True: "on", False: "off", None: "unknown"}.get(template, str(template))
+    # said loudly: lm-evaluation-harness's default is the other way round (docs/lm-eval.md)
+    template_text = {True: "ON (lm-eval's default is off)", False: "off", None: "unknown"}.get(template, str(template))
     reference = config.get("reference")
     if isinstance(reference, list | tuple):
         reference = ", ".join(map(str, reference))

@@ -172,7 +172,7 @@ def test_console_summary_header_tables_and_null_reasons(runs):
     head = text.splitlines()[:2]
     assert head[0].startswith(f"model {report['model']['model']} | sha256 {report['model']['weights_sha256'][:12]}")
     assert "backend hf" in head[0] and "dtype float32" in head[0]
-    assert head[1].startswith(f"chat template on | reference {runs / 'ref' / 'report.json'}")
+    assert head[1].startswith(f"chat template ON (lm-eval's default is off) | reference {runs / 'ref' / 'report.json'}")
     rows = {tuple(line.split()[:2]): line.split() for line in text.splitlines()}
     found = report.tasks["support_qa"]["metrics"]["probability"]
     assert rows[("support_qa", "probability")] == ["support_qa", "probability", f"{found['value']:.4g}",

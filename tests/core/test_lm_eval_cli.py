@@ -30,10 +30,12 @@ def comparable(path) -> dict:
 def test_lm_eval_spellings_run_the_same_evaluation(tiny_checkpoint, tmp_path, capsys):
     common = ["--limit", "2", "--no-cache", "--quiet", "--seed", "7"]
     ours = ["--model", str(tiny_checkpoint), "--tasks", "synthetic_forget01", "--output-path", str(tmp_path / "a"),
-            "--batch-size", "3", "--task-args", "max_new_tokens=5", "--log-samples", "--model-args", "dtype=float32"]
+            "--batch-size", "3", "--task-args", "max_new_tokens=5", "--log-samples",
+            "--model-args", "dtype=float32,trust_remote_code=true"]
     theirs = ["--model", "hf", "--model_args", f"pretrained={tiny_checkpoint},dtype=float32",
               "-t", "synthetic_forget0[1]", "-o", str(tmp_path / "b"), "--batch_size", "3",
-              "--gen_kwargs", "max_gen_toks=5,do_sample=false", "--log_samples", "--apply_chat_template"]
+              "--gen_kwargs", "max_gen_toks=5,do_sample=false", "--log_samples", "--apply_chat_template",
+              "--trust_remote_code"]
     assert main([*ours, *common]) == 0
     assert main([*theirs, *common]) == 0
     capsys.readouterr()
@@ -45,14 +47,15 @@ def test_lm_eval_spellings_run_the_same_evaluation(tiny_checkpoint, tmp_path, ca
     assert samples[0] == samples[1] and samples[0]
 
 
-@pytest.mark.parametrize(("limit", "share"), [("0.25", 0.25), ("0.5", 0.5)])
+@pytest.mark.parametrize(("limit", "share"), [("0.25", 0.25), ("0.5", 0.5), ("3.0", 3)])
 def test_a_fractional_limit_takes_that_share_of_each_set_rounded_up(tiny_checkpoint, tmp_path, limit, share, capsys):
     from support import FACTS
 
     task = registered_task()
     assert main(["--model", str(tiny_checkpoint), "-t", task, "-o", str(tmp_path), "--limit", limit, "--quiet"]) == 0
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["tasks"][task]["metrics"]["probability"]["n"] == math.ceil(len(FACTS) * share)
+    expected = math.ceil(len(FACTS) * share) if share < 1 else share
+    assert data["tasks"][task]["metrics"]["probability"]["n"] == expected
     assert data["config"]["limit"] == share
 
 
@@ -109,6 +112,8 @@ def test_shots_and_generation_length_go_to_the_tasks_that_have_them():
          "give it once"),
         (["-t", "synthetic_*", "--model_args", "pretrained=elsewhere"], "goes with lm-eval's --model hf|vllm"),
         (["-t", "synthtic_*"], "matches no task"),
+        (["-t", "synthetic_forget01", "--trust_remote_code", "--model_args", "trust_remote_code=false"],
+         "--trust_remote_code contradicts"),
         (["-t", "synthetic_forget01", "--apply_chat_template", "chatml"], "named chat template is not supported"),
     ],
 )
