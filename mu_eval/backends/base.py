@@ -38,8 +38,8 @@ def model_identity(
 ) -> dict[str, Any]:
     """The identity of a checkpoint loaded from `model` (a path or hub id), or of an in-memory model.
 
-    In-memory models (model=None) are named by `model_id` when given and have no weights hash here; the
-    API hashes their weights when it caches.
+    In-memory models (model=None) are named by `model_id` when given and have no weights hash here: their
+    weights change during training, so each run hashes them as they are then (`single_run.model_identity`).
     """
     path = Path(model).expanduser() if model is not None else None
     local = path if path is not None and path.exists() else None
