@@ -2,8 +2,10 @@
 
 Fast path: one `Generate(prompt, 200)` per question of the four TOFU forget10 eval sets (the registered
 task's prompts when it is installed), answered by mu_eval's Engine and HFBackend (length-sorted,
-token-budget batches). Baseline, side by side in the same run: plain `model.generate` on left-padded
-batches of 32 prompts in dataset order. New tokens are counted up to (not including) the first EOS.
+token-budget batches, finished rows retiring). Baseline, side by side in the same run: plain
+`model.generate` on left-padded batches of `--baseline-batch-size` prompts (32 and 256) in dataset order.
+Every path runs `--repeats` times (3), interleaved; medians are compared, against the fastest baseline.
+New tokens are counted up to (not including) the first EOS.
 
     python -m benchmarks.bench_generation             # full size on a GPU
     python -m benchmarks.bench_generation --toy       # CI smoke size (default without CUDA)
@@ -17,12 +19,12 @@ from typing import Any
 
 from benchmarks.common import (
     build_setup,
+    interleaved,
     make_backend,
     print_table,
     ratio,
     result_header,
     script_main,
-    timed,
     tolerances,
 )
 from benchmarks.tofu import load_plan, task_requests
@@ -59,15 +61,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     head = requests[:WARMUP_PROMPTS]
     cache = {"generation_cache": args.generation_cache}
     Engine(make_backend(setup, **cache), progress=False).run([Generate(r.prompt, 8, r.stop) for r in head])
-    generate_plain(setup.model, setup.tokenizer, prompt_ids[:WARMUP_PROMPTS], 8, args.baseline_batch_size,
-                   setup.device)
+    for size in args.baseline_batch_size:
+        generate_plain(setup.model, setup.tokenizer, prompt_ids[:WARMUP_PROMPTS], 8, size, setup.device)
 
-    engine = Engine(make_backend(setup, **cache), progress=False, generation_budget=args.generation_budget)
-    fast, fast_seconds = timed(lambda: engine.run(requests), setup.device)
-    counters = SweepCounters()
-    plain, baseline_seconds = timed(lambda: generate_plain(setup.model, setup.tokenizer, prompt_ids, max_new,
-                                                           args.baseline_batch_size, setup.device, counters),
-                                    setup.device)
+    def fast_path() -> tuple[Any, Any]:
+        engine = Engine(make_backend(setup, **cache), progress=False, generation_budget=args.generation_budget)
+        return engine.run(requests), engine
+
+    def baseline_path(size: int) -> Any:
+        def run_once() -> tuple[Any, SweepCounters]:
+            counters = SweepCounters()
+            return generate_plain(setup.model, setup.tokenizer, prompt_ids, max_new, size, setup.device,
+                                  counters), counters
+        return run_once
+
+    paths = {"fast": fast_path, **{f"baseline_{size}": baseline_path(size) for size in args.baseline_batch_size}}
+    values, timing = interleaved(paths, args.repeats, setup.device)
+    fast, engine = values["fast"]
+    fast_seconds = timing["fast"]["median"]
+    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
+    plain, counters = values[f"baseline_{best}"]
+    baseline_seconds = timing[f"baseline_{best}"]["median"]
     fast_tokens = sum(r.num_new_tokens for r in fast)
     baseline_texts = [cut_at_stop(text, r.stop) for (text, _), r in zip(plain, requests)]
     identical = sum(a.text == b for a, b in zip(fast, baseline_texts)) / len(requests)
@@ -79,12 +93,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests_source": source, "prompts": len(requests), "max_new_tokens": max_new,
         "generation_cache": args.generation_cache,
         "prompt_tokens": sum(len(p) for p in prompt_ids),
-        "fast": {"seconds": fast_seconds, "new_tokens": fast_tokens,
+        "fast": {"seconds": fast_seconds, "runs": timing["fast"]["runs"], "new_tokens": fast_tokens,
                  "new_tokens_per_second": fast_tokens / fast_seconds, "engine": engine.stats.to_json()},
         "baseline": {"seconds": baseline_seconds, "new_tokens": counters.new_tokens,
                      "new_tokens_per_second": counters.new_tokens / baseline_seconds,
-                     "generate_calls": counters.generate_calls, "batch_size": args.baseline_batch_size},
+                     "generate_calls": counters.generate_calls, "batch_size": best,
+                     "runs": timing[f"baseline_{best}"]["runs"],
+                     "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_wall": ratio(baseline_seconds, fast_seconds),
+                   "speedup_by_baseline_batch_size": {
+                       str(size): ratio(timing[f"baseline_{size}"]["median"], fast_seconds)
+                       for size in args.baseline_batch_size},
                    "new_tokens_per_second": ratio(fast_tokens / fast_seconds, counters.new_tokens / baseline_seconds)},
         "agreement": {"agree": identical >= needed, "identical_generations": identical,
                       "identical_new_token_counts": same_counts, "min_identical_generations": needed},

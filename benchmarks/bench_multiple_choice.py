@@ -4,10 +4,13 @@ Synthetic questions of WMDP's shape and sizes (bio 1273, chem 408, cyber 1987; 4
 zero-shot `wmdp` prompt. Paths, side by side in one run:
 - fast: one `Choose(prompt, (" A", " B", " C", " D"))` per question through mu_eval's Engine;
 - engine_score4: four `Score(prompt, " X")` per question through the same engine (what `Choose` replaces);
-- baseline: the lm-eval way: four (context, continuation) requests per question, sorted by length, batches
-  of 32 rows, right-padded inputs `(context + continuation)[:-1]` without attention mask, log-softmax over
-  the vocabulary in the model's dtype, continuation log-probs summed. (lm-eval >= 0.4 can share one
-  forward among single-token continuations of a context, `logits_cache`; this is the four-pass form.)
+- baseline: the lm-eval way: four (context, continuation) requests per question, sorted by length,
+  batches of `--baseline-batch-size` rows, right-padded inputs `(context + continuation)[:-1]` without
+  attention mask, log-softmax over the vocabulary in the model's dtype, continuation log-probs summed.
+  (lm-eval >= 0.4 can share one forward among single-token continuations of a context, `logits_cache`;
+  this is the four-pass form.)
+Every path runs `--repeats` times (3), interleaved, at every `--baseline-batch-size` (32 and 256); medians
+are compared, against the fastest baseline.
 Accuracy = argmax over the four log-likelihoods equals the answer; the group is the size-weighted mean.
 
     python -m benchmarks.bench_multiple_choice        # full size on a GPU
@@ -25,12 +28,12 @@ import torch
 from benchmarks.common import (
     build_setup,
     compare_metrics,
+    interleaved,
     make_backend,
     print_table,
     ratio,
     result_header,
     script_main,
-    timed,
 )
 from benchmarks.synthetic import wmdp_prompt
 
@@ -91,15 +94,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     head = slice(0, WARMUP_QUESTIONS)
     Engine(make_backend(setup), progress=False).run(chooses[head] + scores[: 4 * WARMUP_QUESTIONS])
-    lm_eval_loglikelihoods(setup.model, setup.tokenizer, prompts[head], args.baseline_batch_size, setup.device)
+    for size in args.baseline_batch_size:
+        lm_eval_loglikelihoods(setup.model, setup.tokenizer, prompts[head], size, setup.device)
 
-    engine = Engine(make_backend(setup), progress=False)
-    chosen, fast_seconds = timed(lambda: engine.run(chooses), setup.device)
-    score_engine = Engine(make_backend(setup), progress=False)
-    scored, score4_seconds = timed(lambda: score_engine.run(scores), setup.device)
-    baseline, baseline_seconds = timed(
-        lambda: lm_eval_loglikelihoods(setup.model, setup.tokenizer, prompts, args.baseline_batch_size,
-                                       setup.device), setup.device)
+    def through_engine(requests: list) -> Any:
+        def run_once() -> tuple[Any, Any]:
+            engine = Engine(make_backend(setup), progress=False)
+            return engine.run(requests), engine
+        return run_once
+
+    def baseline_path(size: int) -> Any:
+        return lambda: lm_eval_loglikelihoods(setup.model, setup.tokenizer, prompts, size, setup.device)
+
+    paths = {"fast": through_engine(chooses), "engine_score4": through_engine(scores),
+             **{f"baseline_{size}": baseline_path(size) for size in args.baseline_batch_size}}
+    values, timing = interleaved(paths, args.repeats, setup.device)
+    chosen, engine = values["fast"]
+    scored, score_engine = values["engine_score4"]
+    fast_seconds, score4_seconds = timing["fast"]["median"], timing["engine_score4"]["median"]
+    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
+    baseline, baseline_seconds = values[f"baseline_{best}"], timing[f"baseline_{best}"]["median"]
 
     fast_lp = [list(c.logprobs) for c in chosen]
     score4_lp = [[s.sum_logprob() for s in scored[4 * i : 4 * i + 4]] for i in range(len(prompts))]
@@ -117,13 +131,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result.update({
         "questions": len(rows), "subjects": {s: sum(r["subject"] == s for r in rows)
                                               for s in sorted({r["subject"] for r in rows})},
-        "fast": {"seconds": fast_seconds, "questions_per_second": len(rows) / fast_seconds,
+        "fast": {"seconds": fast_seconds, "runs": timing["fast"]["runs"],
+                 "questions_per_second": len(rows) / fast_seconds,
                  "single_pass": sum(c.single_pass for c in chosen) / len(chosen), "accuracy": fast_acc,
                  "engine": engine.stats.to_json()},
-        "engine_score4": {"seconds": score4_seconds, "accuracy": score4_acc, "engine": score_engine.stats.to_json()},
-        "baseline": {"seconds": baseline_seconds, "questions_per_second": len(rows) / baseline_seconds,
-                     "accuracy": base_acc, "batch_size": args.baseline_batch_size},
+        "engine_score4": {"seconds": score4_seconds, "runs": timing["engine_score4"]["runs"], "accuracy": score4_acc,
+                          "engine": score_engine.stats.to_json()},
+        "baseline": {"seconds": baseline_seconds, "runs": timing[f"baseline_{best}"]["runs"],
+                     "questions_per_second": len(rows) / baseline_seconds, "accuracy": base_acc, "batch_size": best,
+                     "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_vs_baseline": ratio(baseline_seconds, fast_seconds),
+                   "speedup_by_baseline_batch_size": {
+                       str(size): ratio(timing[f"baseline_{size}"]["median"], fast_seconds)
+                       for size in args.baseline_batch_size},
                    "speedup_vs_engine_score4": ratio(score4_seconds, fast_seconds)},
         "agreement": agreement,
     })

@@ -3,7 +3,9 @@
 Fast path: every distinct Score request of the evaluation (the registered `tofu_forget10` task's own
 requests when it is installed, else the TOFU mirror in benchmarks/tofu.py) answered by
 mu_eval's Engine and HFBackend. Baseline, side by side in the same run: the reference-style sweeps
-(one per metric, batches of 32 rows in dataset order, float32 log-softmax over the whole vocabulary).
+(open-unlearning's 13 sweeps with its per-item preparation, batches of a fixed number of rows in dataset
+order, float32 log-softmax over the whole vocabulary), at every `--baseline-batch-size` (32 and 256). Every
+path runs `--repeats` times (3), interleaved; the medians are compared, against the fastest baseline.
 
 MFU = tokens/s x 2 x parameters / the device's dense bf16 peak (null for a device not in the table).
 Tokens are the real (unpadded) tokens of the distinct texts; attention FLOPs are not counted.
@@ -21,12 +23,12 @@ from typing import Any
 from benchmarks.common import (
     build_setup,
     compare_metrics,
+    interleaved,
     make_backend,
     print_table,
     ratio,
     result_header,
     script_main,
-    timed,
 )
 from benchmarks.tofu import fast_values, item_differences, judge_items, load_plan, task_requests, tofu_metrics
 from benchmarks.tofu_baseline import Baseline
@@ -49,15 +51,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tokens = sum(len(encode_score(setup.tokenizer, r.context, r.continuation, r.append_eos, None).input_ids)
                  for r in scores)
 
-    # warm-up of both paths (CUDA context, kernels, allocator), then the timed passes
+    # warm-up of every path (CUDA context, kernels, allocator), then the timed runs, interleaved
     head = scores[:WARMUP_REQUESTS]
     Engine(make_backend(setup), progress=False).run(head)
-    Baseline(setup.model, setup.tokenizer, setup.device, args.baseline_batch_size).score(
-        "warm-up", [r.context for r in head], [r.continuation for r in head])
-    engine = Engine(make_backend(setup), progress=False)
-    answers, fast_seconds = timed(lambda: engine.answer(scores), setup.device)
-    baseline = Baseline(setup.model, setup.tokenizer, setup.device, args.baseline_batch_size)
-    (base_values, base_holdout), baseline_seconds = timed(lambda: baseline.scoring_values(plan), setup.device)
+    for size in args.baseline_batch_size:
+        Baseline(setup.model, setup.tokenizer, setup.device, size).score(
+            "warm-up", [r.context for r in head], [r.continuation for r in head])
+
+    def fast_path() -> tuple[Any, Any]:
+        engine = Engine(make_backend(setup), progress=False)
+        return engine.answer(scores), engine
+
+    def baseline_path(size: int) -> Any:
+        def run_once() -> tuple[Any, Baseline]:
+            baseline = Baseline(setup.model, setup.tokenizer, setup.device, size)
+            return baseline.scoring_values(plan), baseline
+        return run_once
+
+    paths = {"fast": fast_path, **{f"baseline_{size}": baseline_path(size) for size in args.baseline_batch_size}}
+    values, timing = interleaved(paths, args.repeats, setup.device)
+    answers, engine = values["fast"]
+    fast_seconds = timing["fast"]["median"]
+    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
+    (base_values, base_holdout), baseline = values[f"baseline_{best}"]
+    baseline_seconds = timing[f"baseline_{best}"]["median"]
 
     missing = [r for r in plan.score_requests() if r not in answers]
     if missing:  # the task asks other texts than the mirror: score the mirror's too, untimed, to compare
@@ -76,7 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result.update({
         "requests_source": source,
         "fast": {
-            "seconds": fast_seconds, "distinct_requests": len(scores), "tokens": tokens,
+            "seconds": fast_seconds, "runs": timing["fast"]["runs"], "distinct_requests": len(scores),
+            "tokens": tokens,
             "tokens_per_second": fast_rate, "mfu": fast_rate * flops / peak if peak else None,
             "engine": engine.stats.to_json(), "mirror_requests_missing_from_task": len(missing),
         },
@@ -86,9 +104,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "processed_tokens_per_second": c.real_tokens / baseline_seconds,
             "distinct_tokens_per_second": tokens / baseline_seconds,
             "mfu": c.real_tokens / baseline_seconds * flops / peak if peak else None,
-            "batch_size": args.baseline_batch_size, "by_sweep": c.by_sweep,
+            "batch_size": best, "runs": timing[f"baseline_{best}"]["runs"], "by_sweep": c.by_sweep,
+            "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size},
         },
         "ratios": {"speedup_wall": ratio(baseline_seconds, fast_seconds),
+                   "speedup_by_baseline_batch_size": {
+                       str(size): ratio(timing[f"baseline_{size}"]["median"], fast_seconds)
+                       for size in args.baseline_batch_size},
                    "baseline_tokens_processed_per_distinct_token": c.real_tokens / tokens},
         "agreement": agreement,
     })

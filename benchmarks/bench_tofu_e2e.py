@@ -4,8 +4,9 @@ Paths, side by side in one run on the same model and data:
 - task: `mu_eval.evaluate((model, tokenizer), ["tofu_forget10"], data_dir=...)` when the task is registered
   (skipped, with the reason recorded, when it is not);
 - mirror: the same requests (docs/tofu.md) through one Engine sweep, metrics by benchmarks/tofu.py;
-- baseline: one sweep per metric (batch 32, float32 log-softmax over the vocabulary) and plain batched
-  `model.generate` at batch 32 (benchmarks/tofu_baseline.py).
+- baseline: open-unlearning's 13 scoring sweeps with its per-item preparation and plain batched
+  `model.generate` (benchmarks/tofu_baseline.py), at every `--baseline-batch-size` (32 and 256).
+Every path runs `--repeats` times (3), interleaved; medians are compared, against the fastest baseline.
 The metric values of each fast path are compared with the baseline's by name.
 
     python -m benchmarks.bench_tofu_e2e               # full size on a GPU
@@ -22,12 +23,12 @@ from benchmarks.common import (
     Setup,
     build_setup,
     compare_metrics,
+    interleaved,
     make_backend,
     print_table,
     ratio,
     result_header,
     script_main,
-    timed,
 )
 from benchmarks.tofu import (
     TASK_NAME,
@@ -74,25 +75,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     max_new = args.max_new_tokens or (24 if setup.toy else 200)
     plan = load_plan(setup.data_dir, make_backend(setup).chat_formatter(), max_new)
     task, task_reason = registered_task()
-    baseline = Baseline(setup.model, setup.tokenizer, setup.device, args.baseline_batch_size)
 
     # warm-up: every path on the first questions of each set
     warm = head(plan, WARMUP_ITEMS)
     run_fast(make_backend(setup), warm)
-    Baseline(setup.model, setup.tokenizer, setup.device, args.baseline_batch_size).run(warm)
+    for size in args.baseline_batch_size:
+        Baseline(setup.model, setup.tokenizer, setup.device, size).run(warm)
     if task is not None:
         run_task(setup, max_new, limit=WARMUP_ITEMS)
 
-    task_metrics, task_seconds = (None, None)
+    def baseline_path(size: int) -> Any:
+        def run_once() -> tuple[dict, dict, Baseline]:
+            baseline = Baseline(setup.model, setup.tokenizer, setup.device, size)
+            values, holdout = baseline.run(plan)
+            return tofu_metrics(plan, values, holdout), values, baseline
+        return run_once
+
+    paths: dict[str, Any] = {"mirror": lambda: run_fast(make_backend(setup), plan)}
     if task is not None:
-        task_metrics, task_seconds = timed(lambda: run_task(setup, max_new), setup.device)
-    mirror, mirror_seconds = timed(lambda: run_fast(make_backend(setup), plan), setup.device)
-
-    def baseline_run() -> tuple[dict, dict, list]:
-        values, holdout = baseline.run(plan)
-        return tofu_metrics(plan, values, holdout), values, holdout
-
-    (base_metrics, base_values, _), baseline_seconds = timed(baseline_run, setup.device)
+        paths["task"] = lambda: run_task(setup, max_new)
+    paths.update({f"baseline_{size}": baseline_path(size) for size in args.baseline_batch_size})
+    values, timing = interleaved(paths, args.repeats, setup.device)
+    task_metrics = values.get("task")
+    task_seconds = timing["task"]["median"] if task is not None else None
+    mirror, mirror_seconds = values["mirror"], timing["mirror"]["median"]
+    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
+    base_metrics, base_values, baseline = values[f"baseline_{best}"]
+    baseline_seconds = timing[f"baseline_{best}"]["median"]
 
     mirror_agreement = compare_metrics(mirror["metrics"], base_metrics, setup.dtype)
     mirror_agreement.update(item_differences(mirror["values"], base_values))
@@ -108,14 +117,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     c = baseline.counters
     result = result_header("tofu_e2e", setup, TARGETS)
     result.update({
-        "task": {"available": task is not None, "reason": task_reason, "seconds": task_seconds},
+        "task": {"available": task is not None, "reason": task_reason, "seconds": task_seconds,
+                 "runs": timing["task"]["runs"] if task is not None else None},
         "max_new_tokens": max_new,
         "fast": {"seconds": task_seconds if task_seconds is not None else mirror_seconds,
                  "path": "task" if task_seconds is not None else "mirror"},
-        "mirror": {"seconds": mirror_seconds, "engine": mirror["engine"]},
-        "baseline": {"seconds": baseline_seconds, "counters": c.to_json(), "batch_size": args.baseline_batch_size},
+        "mirror": {"seconds": mirror_seconds, "runs": timing["mirror"]["runs"], "engine": mirror["engine"]},
+        "baseline": {"seconds": baseline_seconds, "runs": timing[f"baseline_{best}"]["runs"], "counters": c.to_json(),
+                     "batch_size": best,
+                     "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_task": ratio(baseline_seconds, task_seconds),
-                   "speedup_mirror": ratio(baseline_seconds, mirror_seconds)},
+                   "speedup_mirror": ratio(baseline_seconds, mirror_seconds),
+                   "speedup_task_by_baseline_batch_size": {
+                       str(size): ratio(timing[f"baseline_{size}"]["median"], task_seconds)
+                       for size in args.baseline_batch_size}},
         "metrics": {"baseline": base_metrics, "mirror": mirror["metrics"], "task": task_metrics},
         "agreement": {"agree": mirror_agreement["agree"] and (task_agreement is None or task_agreement["agree"]),
                       "mirror_vs_baseline": mirror_agreement, "task_vs_baseline": task_agreement},

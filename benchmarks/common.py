@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 from benchmarks.synthetic import TofuSizes, tofu_configs, training_texts, wmdp_rows, write_tofu
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 #: Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first (NVIDIA datasheets).
@@ -67,17 +68,24 @@ def parse_args(description: str, argv: list[str] | None, name: str,
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                         help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
-    parser.add_argument("--output", type=Path, default=RESULTS_DIR / f"{name}.json", help="JSON file written")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / f"bench_{name}.json",
+                        help="JSON file written (default: the name results_table reads)")
     parser.add_argument("--work-dir", type=Path, default=None, help="where data and tokenizer go (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None,
                         help="keep only the first N rows of every data set (a quick sanity run, not a figure)")
-    parser.add_argument("--baseline-batch-size", type=int, default=32)
+    parser.add_argument("--baseline-batch-size", type=int, nargs="+", default=[32, 256],
+                        help="rows per baseline batch; each value is timed as its own path (default: 32 256)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of every path, interleaved; the median is reported (default: 3)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: 1 in toy mode on CPU, torch's default otherwise)")
     if extra:
         extra(parser)
     args = parser.parse_args(argv)
+    if args.repeats < 1 or any(size < 1 for size in args.baseline_batch_size):
+        parser.error("--repeats and --baseline-batch-size take positive integers")
+    args.baseline_batch_size = list(dict.fromkeys(args.baseline_batch_size))
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.toy = (not args.device.startswith("cuda")) if args.toy is None else args.toy
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
@@ -102,6 +110,7 @@ class Setup:
     mc_rows: list[dict]
     parameters: int
     limit: int | None = None
+    repeats: int = 1
 
 
 def build_setup(args: argparse.Namespace) -> Setup:
@@ -126,7 +135,7 @@ def build_setup(args: argparse.Namespace) -> Setup:
                         args.seed)
     parameters = sum(p.numel() for p in model.parameters())  # tied embeddings counted once
     return Setup(model, tokenizer, args.device, args.dtype, args.toy, data_dir, configs, mc_rows, parameters,
-                 args.limit)
+                 args.limit, args.repeats)
 
 
 def build_model(config_values: dict, tokenizer: Any, dtype: Any, device: str, seed: int) -> Any:
@@ -172,6 +181,26 @@ def timed(fn: Callable[[], T], device: str) -> tuple[T, float]:
     value = fn()
     synchronize(device)
     return value, time.perf_counter() - started
+
+
+def interleaved(paths: dict[str, Callable[[], Any]], repeats: int, device: str) -> tuple[dict[str, Any], dict]:
+    """Run every path `repeats` times, interleaved (round r starts at path r mod n, so no path always runs
+    first or after the same neighbour), each run between device synchronisations.
+
+    Returns each path's value from its last run and, per path, its wall seconds: every run and the median.
+    Each path must build what it needs afresh (an engine remembers answers).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    names = list(paths)
+    values: dict[str, Any] = {}
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            values[name], seconds = timed(paths[name], device)
+            runs[name].append(seconds)
+    return values, {name: {"median": statistics.median(times), "runs": times} for name, times in runs.items()}
 
 
 def environment(setup: Setup) -> dict[str, Any]:
@@ -242,6 +271,7 @@ def _nan(value: Any) -> bool:
 def result_header(benchmark: str, setup: Setup, targets: dict[str, str]) -> dict[str, Any]:
     return {
         "benchmark": benchmark, "schema_version": SCHEMA_VERSION, "toy": setup.toy, "limit": setup.limit,
+        "repeats": setup.repeats, "timing": f"median of {setup.repeats} interleaved runs per path",
         "note": "CPU toy-size figures say nothing about GPU performance" if setup.toy else None,
         "environment": environment(setup), "model": model_info(setup), "targets": targets,
     }

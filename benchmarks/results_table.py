@@ -7,7 +7,8 @@ each target with the measured value and whether it is met, from the files alone:
     python -m benchmarks.results_table                      # benchmarks/results/*.json
     python -m benchmarks.results_table --results-dir DIR
 
-Exit status 1 when a file is missing, a file is a toy-size run, or the files come from different devices.
+Exit status 1 when a file is missing, a file is a toy-size run, a `--limit` run or one with fewer than 3
+timed runs per path, or the files come from different devices.
 """
 
 from __future__ import annotations
@@ -98,9 +99,17 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: Timed runs per path a figure for the docs needs (the median of them is reported).
+MIN_REPEATS = 3
+
+
 def problems(results: dict[str, dict[str, Any]]) -> list[str]:
     """Reasons the files cannot fill the docs' GPU table."""
     found = [f"{name}: toy-size run (--toy), not a GPU figure" for name, data in results.items() if data.get("toy")]
+    found += [f"{name}: a --limit {data['limit']} run (first rows only), not a figure"
+              for name, data in results.items() if data.get("limit")]
+    found += [f"{name}: {data.get('repeats', 1)} timed run(s) per path, fewer than {MIN_REPEATS}"
+              for name, data in results.items() if (data.get("repeats") or 1) < MIN_REPEATS]
     devices = {data["environment"].get("device_name") for data in results.values()}
     if len(devices) > 1:
         found.append(f"the files come from different devices: {sorted(map(str, devices))}")
