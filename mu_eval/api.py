@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mu_eval.backend import Backend
+from mu_eval.cache_location import run_cache_dir
 from mu_eval.caller_state import preserved_state
 from mu_eval.evaluation import ModelInput, check_device, check_limit, check_run_paths, make_backend
 from mu_eval.method import Method, MethodError
@@ -129,7 +130,7 @@ def evaluate(
     )
     if tokenizer is not None and not isinstance(model, tuple | Backend):
         model = (model, tokenizer)
-    with preserved_state(*_callers_objects(model)):
+    with preserved_state(*_callers_objects(model)), run_cache_dir(cache_dir):
         if protocol is not None:
             if data_parallel:
                 raise OptionError("data-parallel processes evaluate tasks only: run a protocol in one process")

@@ -8,7 +8,7 @@ import math
 import platform
 from typing import Any
 
-from mu_eval.report.schema import SCHEMA_VERSION
+from mu_eval.report.schema import SCHEMA_VERSION, items_checksum
 from mu_eval.task import Task, TaskResult
 
 TRACKED_LIBRARIES = ("mu-eval", "torch", "transformers", "datasets", "peft", "tokenizers", "rouge-score", "scipy",
@@ -37,10 +37,12 @@ def json_safe(value: Any) -> Any:
 
 
 def task_section(task: Task, result: TaskResult) -> dict[str, Any]:
+    items = json_safe(result.items)
     return {
         "config": json_safe(task.config()),
         "metrics": {name: value.to_json() for name, value in result.metrics.items()},
-        "items": json_safe(result.items),
+        "items": items,
+        "items_sha256": items_checksum(items),
         "info": json_safe(result.info),
     }
 

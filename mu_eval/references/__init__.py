@@ -18,6 +18,7 @@ from mu_eval.references import open_unlearning, tofu_logs
 from mu_eval.references.published import ReferenceError, read_json
 from mu_eval.report import Report, ReportError, validate_report
 from mu_eval.report.io import REPORT_NAME
+from mu_eval.report.schema import items_checksum
 
 __all__ = ["ReferenceError", "describe_references", "load_reference", "resolve_references", "same_weights"]
 
@@ -74,9 +75,25 @@ def _report(path: Path, raw: Any = None) -> dict[str, Any]:
         validate_report(data)
         for task, section in data["tasks"].items():
             check_items(section.get("items", {}), f"report.tasks.{task}.items")
+            check_items_checksum(section, task)
     except ReportError as error:
         raise ReferenceError(f"reference {path}: {error}") from None
     return data
+
+
+def check_items_checksum(section: dict[str, Any], task: str) -> None:
+    """A report written since items carry their checksum must still match it: edited items are refused. (An
+    older report has no checksum and is read as it is.)"""
+    expected = section.get("items_sha256")
+    if expected is None:
+        return
+    try:
+        actual = items_checksum(section.get("items", {}))
+    except ValueError as error:  # NaN or infinity, which no report writes
+        raise ReportError(f"report.tasks.{task}.items: {error}") from None
+    if actual != expected:
+        raise ReportError(f"report.tasks.{task}.items do not match their checksum (items_sha256): they were changed "
+                          "after the run wrote them; refusing to compare against edited values")
 
 
 def _is_item(value: Any, depth: int = 0) -> bool:

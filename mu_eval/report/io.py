@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ from mu_eval.report.schema import Report, ReportError, validate_report
 REPORT_NAME = "report.json"
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,6 +38,7 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp's 0600 is for the temporary file only
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -90,13 +99,27 @@ def write_report(
     validate_report(data)
     text = json.dumps(data, indent=2, allow_nan=False)  # fails here, before an earlier report is moved
     path = report_path(output_path)
-    if not replace:
-        _keep_previous(path)
-    for task_name, rows in (samples or {}).items():
-        sample_path = path.parent / f"samples_{task_name}.jsonl"
-        _atomic_write(sample_path, lambda stream, rows=rows: jsonlines.Writer(stream).write_all(rows))
-    _atomic_write(path, lambda stream: stream.write(text))
+    try:
+        if not replace:
+            _keep_previous(path)
+        for task_name, rows in (samples or {}).items():
+            sample_path = path.parent / f"samples_{task_name}.jsonl"
+            _atomic_write(sample_path, lambda stream, rows=rows: jsonlines.Writer(stream).write_all(rows))
+        _atomic_write(path, lambda stream: stream.write(text))
+    except OSError as error:  # the folder went away, filled up or turned read-only during the run
+        raise ReportError(_rescue(text, path, error)) from None
     return path
+
+
+def _rescue(text: str, path: Path, error: OSError) -> str:
+    """Write the report to the temporary folder instead, so that the run's work is not lost; the message."""
+    reason = error.strerror or str(error)
+    rescue = Path(tempfile.gettempdir()) / f"mu-eval-report-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.json"
+    try:
+        _atomic_write(rescue, lambda stream: stream.write(text))
+    except OSError:
+        return f"cannot write the report to {path} ({reason}), nor to {rescue}"
+    return f"cannot write the report to {path} ({reason}); it was saved to {rescue} instead"
 
 
 def load_report(path: str | os.PathLike) -> Report:

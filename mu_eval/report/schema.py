@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,13 @@ REQUIRED_TOP_LEVEL = {
 REQUIRED_MODEL = ("model", "revision", "weights_sha256", "dtype", "adapter", "backend")
 REQUIRED_METRIC = ("value", "n", "higher_is_better")
 FRAME_COLUMNS = ("task", "metric", "value", "stderr", "n", "higher_is_better", "reason", "model", "weights_sha256")
+
+
+def items_checksum(items: Any) -> str:
+    """SHA-256 of a task's per-item values in canonical JSON: written beside them (`items_sha256`) and checked
+    when the report is read as a reference, so values edited after the run are not used unnoticed."""
+    text = json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ReportError(ValueError):
