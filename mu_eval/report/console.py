@@ -5,9 +5,18 @@ attacks' numbers in tables of their own, and the reasons for null values listed 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from mu_eval.report.schema import Report
+
+class Report(Protocol):
+    """What the summary reads of a `mu_eval.report.Report` (which imports this module to print itself)."""
+
+    data: dict[str, Any]
+
+    @property
+    def tasks(self) -> dict[str, Any]: ...
+
+    def __getitem__(self, key: str) -> Any: ...
 
 DIRECTION = {True: "higher", False: "lower", None: "-"}
 #: Subtrees of an attack section that hold per-item arrays or settings rather than results.

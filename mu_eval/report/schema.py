@@ -110,9 +110,10 @@ def _validate_metric(metric: Any, where: str) -> None:
         _check(bool(metric.get("reason")), f"{where}: a null value needs a reason")
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
-    """A validated report, with the raw dictionary in `data`."""
+    """A validated report, with the raw dictionary in `data`. `print(report)` shows the run's summary (the
+    table the command prints), not the whole dictionary with its per-item arrays."""
 
     data: dict[str, Any]
 
@@ -128,6 +129,16 @@ class Report:
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
+
+    def __str__(self) -> str:
+        from mu_eval.report.console import summary
+
+        return summary(self)
+
+    def __repr__(self) -> str:
+        model = self.data.get("model", {})
+        return (f"Report(model={model.get('model')!r}, sha256={(model.get('weights_sha256') or '')[:12]!r}, "
+                f"tasks={list(self.data.get('tasks', {}))!r}, created={self.data.get('created')!r})")
 
     def rows(self) -> list[dict[str, Any]]:
         """One plain row per task metric: task, metric, value, stderr, n, higher_is_better, reason, and the

@@ -192,3 +192,12 @@ def test_console_summary_lists_each_null_reason_once_below(runs):
         "forget_quality"]["reason"]
     assert "null [1]" in next(line for line in body.splitlines() if "forget_quality" in line)
     assert notes.splitlines()[0] == f"[1] {reason}" and reason not in body
+
+
+def test_printing_a_report_shows_its_summary_not_its_arrays(runs):
+    report = load_report(runs / "target")
+    assert str(report) == summary(report)
+    assert len(str(report)) < len(json.dumps(report.data)) / 3  # the per-item arrays stay out
+    assert repr(report) == (f"Report(model={report['model']['model']!r}, "
+                            f"sha256={report['model']['weights_sha256'][:12]!r}, tasks={list(report.tasks)!r}, "
+                            f"created={report['created']!r})")
