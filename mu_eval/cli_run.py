@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from mu_eval.attack import AttackError
@@ -129,6 +130,7 @@ def run_from_cli(
             progress=not args.quiet,
             data_parallel=launched_in_parallel(),
         )
+        earlier = kept_reports(args.output_path)
         with quiet_libraries(args.quiet):
             if len(models) > 1:
                 sweep = evaluate_checkpoints(models, args.tasks, **options)
@@ -150,4 +152,14 @@ def run_from_cli(
         print(protocol_table(report))
     if args.output_path:
         print(f"report written to {report_path(args.output_path)}")
+        for path in sorted(kept_reports(args.output_path) - earlier):
+            print(f"the earlier report there is kept as {path}")
     return 0
+
+
+def kept_reports(output_path: str | None) -> set[Path]:
+    """The earlier reports kept beside the report `output_path` names (see `mu_eval.report.io`)."""
+    if not output_path:
+        return set()
+    path = report_path(output_path)
+    return set(path.parent.glob(f"{path.stem}_*{path.suffix}"))

@@ -93,11 +93,12 @@ def test_a_second_run_keeps_the_first_report_under_its_creation_time(tiny_checkp
     assert main([*common, "--limit", "2"]) == 0
     first = json.loads((tmp_path / "report.json").read_text())
     assert main([*common, "--limit", "3"]) == 0
+    stamp = first["created"][:19].replace(":", "-")
+    assert f"the earlier report there is kept as {tmp_path / f'report_{stamp}.json'}" in capsys.readouterr().out
     assert main([*common, "--limit", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"report written to {tmp_path / 'report.json'}" in out
+    assert f"report written to {tmp_path / 'report.json'}" in out and out.count("is kept as") == 1
     assert json.loads((tmp_path / "report.json").read_text())["config"]["limit"] == 1  # the newest run
-    stamp = first["created"][:19].replace(":", "-")
     kept = json.loads((tmp_path / f"report_{stamp}.json").read_text())
     assert kept == first
     assert len((tmp_path / f"samples_{task}_{stamp}.jsonl").read_text().splitlines()) == 2
