@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backend import Backend
+from mu_eval.forget_check import CHECKED_EXAMPLES, forget_loss_section, forget_set_loss
 from mu_eval.method import Method, MethodError
 from mu_eval.plugins import get_registry
 from mu_eval.seeding import seed_everything
@@ -151,18 +152,22 @@ def run_method(
 ) -> tuple[Any, dict[str, Any]]:
     """Run `method` and return the unlearned model and the report's method section."""
     check_data_kind(method, data)
+    before = forget_set_loss(model, tokenizer, data.forget)
     started = time.perf_counter()
     unlearned = method.unlearn(model, tokenizer, data)
     wall_time = time.perf_counter() - started
     if unlearned is None:  # a method that edits in place and says nothing
         unlearned = model
     unlearned.eval()
+    after = forget_set_loss(unlearned, tokenizer, data.forget) if before is not None else None
+    checked = min(len([e for e in data.forget if isinstance(e, TextExample)]), CHECKED_EXAMPLES)
     section: dict[str, Any] = {
         "name": method.name,
         "config": method.config(),
         "wall_time_s": wall_time,
         "data": {"forget": len(data.forget), "retain": len(data.retain), "holdout": len(data.holdout)},
         "info": dict(getattr(method, "info", {}) or {}),
+        "forget_loss": forget_loss_section(method.name, before, after, checked),
         "saved_to": None,
     }
     if save_model is not None:

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends", ("mu_eval.backends",)),
     ("metrics/report", ("mu_eval.metrics", "mu_eval.report", "mu_eval.report_builder", "mu_eval.references")),
     ("evaluation", ("mu_eval.evaluation", "mu_eval.data_fetch")),
-    ("unlearning/protocols", ("mu_eval.training", "mu_eval.unlearning", "mu_eval.protocols",
+    ("unlearning/protocols", ("mu_eval.training", "mu_eval.forget_check", "mu_eval.unlearning", "mu_eval.protocols",
                               "mu_eval.protocol_runner", "mu_eval.single_run")),
     ("built-in plugins", ("mu_eval.tasks", "mu_eval.methods", "mu_eval.attacks")),
     ("api", ("mu_eval.api", "mu_eval", "mu_eval.sweep")),

@@ -1,0 +1,73 @@
+"""Did the method unlearn anything? The forget set's answer loss before and after the method, in the report's
+method section and, when it did not rise, in a one-line warning: a method whose settings do nothing on this
+model (too few steps, too small a rate, a layer that is not there) must not pass for one that worked."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from mu_eval.task_data import TextExample
+
+#: Forget examples the check scores (the first ones): enough for a stable mean, cheap next to any training.
+CHECKED_EXAMPLES = 64
+#: The least change of the mean answer loss (nats per token) that counts: about a 5% change of the answers'
+#: mean token probability. A larger loss needs a 1% change; below either it is "unchanged".
+MINIMUM_CHANGE = 0.05
+RELATIVE_CHANGE = 0.01
+
+
+def forget_set_loss(model: Any, tokenizer: Any, examples: Sequence[Any], max_length: int = 512) -> float | None:
+    """Mean per-token NLL of the answers of the first text examples given their prompts (None without any)."""
+    import torch
+
+    from mu_eval.training import collate, encode_examples, token_logprobs
+
+    texts = [e for e in examples if isinstance(e, TextExample)][:CHECKED_EXAMPLES]
+    if not texts or tokenizer is None or not hasattr(model, "parameters"):
+        return None
+    encoded = encode_examples(tokenizer, texts, max_length)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(encoded), 8):
+                batch = collate(encoded[begin : begin + 8])
+                batch.input_ids, batch.attention_mask, batch.labels = (
+                    batch.input_ids.to(device), batch.attention_mask.to(device), batch.labels.to(device))
+                logp, mask = token_logprobs(model, batch)
+                total -= float(logp.sum())
+                count += int(mask.sum())
+    finally:
+        model.train(was_training)
+    return total / count if count else None
+
+
+def verdict(before: float, after: float) -> str:
+    """raised (what unlearning does), unchanged, or lowered (the wrong way: the model knows the set better)."""
+    if math.isnan(after) or math.isinf(after):
+        return "raised"  # the answers have no probability left at all
+    threshold = max(MINIMUM_CHANGE, RELATIVE_CHANGE * abs(before))
+    if after - before >= threshold:
+        return "raised"
+    if before - after >= threshold:
+        return "lowered"
+    return "unchanged"
+
+
+def forget_loss_section(method: str, before: float | None, after: float | None, examples: int) -> dict[str, Any]:
+    """The method section's `forget_loss`, warning when the method did not raise it."""
+    if before is None or after is None:
+        return {"before": None, "after": None, "examples": 0, "verdict": None}
+    result = verdict(before, after)
+    if result != "raised":
+        what = "left the forget-set loss where it was" if result == "unchanged" else \
+            "lowered the forget-set loss (the wrong way: the model fits the forget set better)"
+        warnings.warn(f"method {method!r} {what}: mean answer loss {before:.4f} before, {after:.4f} after, on "
+                      f"{examples} forget examples; its settings may do nothing on this model (docs/methods.md "
+                      "gives settings for small models)", stacklevel=3)
+    return {"before": before, "after": after, "examples": examples, "verdict": result}
