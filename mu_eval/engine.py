@@ -56,7 +56,11 @@ class EngineStats:
     answered_by_process: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The statistics; the data-parallel ones only when several processes shared the work."""
+        data = dict(self.__dict__)
+        if self.processes == 1:
+            del data["processes"], data["answered_by_process"]
+        return data
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
