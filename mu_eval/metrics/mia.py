@@ -37,11 +37,12 @@ def zlib_score(result: ScoreResult, text: str, include_eos: bool = False) -> flo
 
 def min_k_score(result: ScoreResult, k: float = 0.2, include_eos: bool = False, guard: bool = True) -> float:
     """Min-K%: mean of the m = floor(k*T) smallest token log-probs (m >= 1 unless `guard` is off)."""
-    values = sorted(result.logprobs[result.token_slice(include_eos)])
-    m = _token_count(k, len(values), guard)
-    if m == 0 or not values:
+    # float64, so a fresh float32 answer and the same answer read back from the cache give the same score
+    values = np.sort(np.asarray(result.logprobs[result.token_slice(include_eos)], dtype=np.float64))
+    m = _token_count(k, values.size, guard)
+    if m == 0 or values.size == 0:
         return math.nan
-    return float(np.mean(values[:m]))
+    return float(values[:m].mean())
 
 
 def min_k_plus_plus_score(result: ScoreResult, k: float = 0.2, include_eos: bool = False, guard: bool = True) -> float:

@@ -139,3 +139,24 @@ def test_per_sample_scores_by_hand():
     assert scores["min_k_plus_plus"] == [pytest.approx((z[0] + z[1]) / 2)]
     with pytest.raises(ValueError):
         per_sample_scores([result], [], k=0.5)
+
+
+def test_min_k_is_the_same_for_a_fresh_and_a_cached_answer():
+    """A fresh answer holds float32 log-probs, one read back from the cache holds Python floats: the score must
+    not depend on which (a float32 mean differs from the float64 one in the sixth digit)."""
+    import numpy as np
+
+    from mu_eval.metrics.mia import min_k_score
+    from mu_eval.requests import ScoreResult
+
+    rng = np.random.default_rng(0)
+    fresh = tuple(np.float32(value) for value in -rng.exponential(0.05, size=40))
+    cached = tuple(float(value) for value in fresh)
+
+    def answer(logprobs):
+        return ScoreResult(logprobs=logprobs, greedy=(True,) * 40, expected_logprob=(math.nan,) * 40,
+                           logprob_variance=(math.nan,) * 40)
+
+    by_hand = sum(sorted(cached)[:8]) / 8  # m = floor(0.2 * 40) = 8, summed in Python's float64
+    assert min_k_score(answer(fresh)) == pytest.approx(by_hand, rel=1e-12, abs=0)
+    assert min_k_score(answer(cached)) == pytest.approx(by_hand, rel=1e-12, abs=0)
