@@ -162,4 +162,7 @@ def kept_reports(output_path: str | None) -> set[Path]:
     if not output_path:
         return set()
     path = report_path(output_path)
-    return set(path.parent.glob(f"{path.stem}_*{path.suffix}"))
+    try:
+        return set(path.parent.glob(f"{path.stem}_*{path.suffix}"))
+    except (OSError, ValueError):  # a path the file system refuses: the run's path check names the problem
+        return set()
