@@ -114,7 +114,7 @@ def evaluate(
             text (each task's `generation_metrics`, e.g. TOFU's ROUGE-L and model utility) are null.
         data_parallel: in processes started by `accelerate launch` or `torchrun` (every one calling
             `evaluate` alike), share the requests among them and gather the answers; the main process writes
-            the report and the cache (docs/scaling.md). Tasks only: no method, protocol or attacks.
+            the report and the cache (docs/scaling.md). A method trains data-parallel too; no protocol or attacks.
     """
     check_step_and_tag(step, tag)
     check_fast_settings(limit, subset_seed, max_new_tokens, generate)

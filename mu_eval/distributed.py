@@ -43,6 +43,13 @@ class Processes:
 
         return list(gather_object(list(items)))
 
+    def wait_for_everyone(self) -> None:
+        """Returns once every process has reached this point (the others wait while the main one writes)."""
+        if self.size > 1:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+
     def broadcast(self, value: Any) -> Any:
         """The main process's `value`, on every process."""
         if self.size == 1:
@@ -77,3 +84,72 @@ def share_by_tokens(lengths: Sequence[int], size: int) -> list[list[int]]:
         shares[rank].append(index)
         heapq.heappush(loads, (load + max(lengths[index], 1), rank))
     return [sorted(share) for share in shares]
+
+
+class ParallelTrainingError(ValueError):
+    """A training set-up the data-parallel loop cannot run exactly (an unsupported accelerate config, an
+    accumulation that does not split evenly among the processes)."""
+
+
+@dataclass(frozen=True)
+class TrainingProcesses:
+    """The processes one training run is shared among: accelerate's `Accelerator` joined their group; each
+    runs its share of every optimizer step's micro-batches and the gradients are summed across them."""
+
+    accelerator: Any
+    rank: int
+    size: int
+
+    def sum_gradients(self, parameters: Sequence[Any]) -> None:
+        """Each parameter's gradient summed over the processes, in place. A parameter that no process's
+        micro-batches reached keeps no gradient (the optimizer skips it, as in one process); one that only
+        some reached gets zeros from the others, so every process joins every reduction."""
+        import torch
+        import torch.distributed as dist
+
+        reached = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32,
+                               device=self.accelerator.device)
+        dist.all_reduce(reached, op=dist.ReduceOp.SUM)
+        for parameter, count in zip(parameters, reached.tolist()):
+            if not count:
+                continue
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+
+    def sum_value(self, value: Any) -> float:
+        """A float summed over the processes."""
+        import torch
+        import torch.distributed as dist
+
+        total = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return float(total.item())
+
+    def broadcast_model(self, model: Any) -> None:
+        """The main process's parameters and buffers on every process, as DDP starts: the replicas begin equal
+        whatever each process loaded or initialised."""
+        import torch.distributed as dist
+
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def training_processes() -> TrainingProcesses | None:
+    """The data-parallel training processes a launcher started (None in a single process, where the loop runs
+    exactly as it always has). FSDP, DeepSpeed and Megatron configs are refused: they shard the model, which
+    the methods' loss functions, written against the whole model, do not expect."""
+    if not launched_in_parallel():
+        return None
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+
+    accelerator_api = getattr(torch, "accelerator", None)
+    found = accelerator_api.is_available() if accelerator_api is not None else torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not found)
+    kind = accelerator.distributed_type
+    if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+        raise ParallelTrainingError(f"the accelerate config asks for {kind.value}: unlearning runs data-parallel "
+                                    "(every process holds the whole model); use a multi-GPU config")
+    return TrainingProcesses(accelerator, accelerator.process_index, accelerator.num_processes)

@@ -105,9 +105,9 @@ def run_single(
     attack_instances = make_attacks(attacks, attack_options)
     reference_data = resolve_reference(options.reference)
     processes = current_processes() if options.data_parallel else None
-    if processes is not None and (method is not None or attacks):
-        raise OptionError("data-parallel processes evaluate tasks only: run an unlearning method or an attack in one "
-                          "process (a method with --save-model, then evaluate the saved model with several)")
+    if processes is not None and attacks:
+        raise OptionError("data-parallel processes run tasks and unlearning methods, not attacks: run the attacks "
+                          "in one process (on the model saved with --save-model)")
     main_process = processes is None or processes.is_main
     progress = options.progress and main_process
     device = options.device or (processes.device if processes is not None else None)

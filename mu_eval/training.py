@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from mu_eval.backend import BackendError
 from mu_eval.backends.dtype_keyword import dtype_argument
 from mu_eval.backends.hf_encoding import EncodedScore, encode_score
+from mu_eval.distributed import ParallelTrainingError, TrainingProcesses, training_processes
 from mu_eval.method import MethodError
 from mu_eval.task import ImageTextExample, TextExample
 
@@ -151,18 +153,29 @@ def collate(encoded: Sequence[Any]) -> Batch:
                  extra or None)
 
 
+#: (rank, processes) while `train` runs data-parallel: each stream then yields only this process's batches.
+_batch_share: ContextVar[tuple[int, int]] = ContextVar("batch_share", default=(0, 1))
+
+
 def batches(
     encoded: Sequence[Any], batch_size: int, seed: int, collate_fn: Callable[[Sequence[Any]], Any] = collate
 ) -> Iterator[Batch]:
-    """Endless shuffled batches (a new permutation each epoch, seeded); `collate_fn` builds each batch."""
+    """Endless shuffled batches (a new permutation each epoch, seeded); `collate_fn` builds each batch.
+
+    Under data-parallel `train`, process r of n yields batches r, r + n, r + 2n, ... of the one sequence a
+    single process yields (read when the stream is first drawn from, inside the loop)."""
     if not encoded:
         raise ValueError("no training examples")
     generator = random.Random(seed)
+    rank, size = _batch_share.get()
+    index = 0
     while True:
         order = list(range(len(encoded)))
         generator.shuffle(order)
         for begin in range(0, len(order), batch_size):
-            yield collate_fn([encoded[i] for i in order[begin : begin + batch_size]])
+            if index % size == rank:
+                yield collate_fn([encoded[i] for i in order[begin : begin + batch_size]])
+            index += 1
 
 
 def answer_logits(model: Any, batch: Batch) -> torch.Tensor:
@@ -355,10 +368,40 @@ def train(
 ) -> list[float]:
     """Run `config.steps` AdamW steps on `loss_fn(step)`; returns the loss of every step.
 
-    The model is put in train mode for the loop and handed back in the mode it had.
+    The model is put in train mode for the loop and handed back in the mode it had. In processes started by
+    `accelerate launch` or `torchrun`, each optimizer step's `grad_accum_steps` micro-batches are shared
+    among the processes (the streams of `batches` yield each process its own), their gradients summed, so
+    every process takes the step a single process takes with the same global batch (docs/scaling.md).
     """
     torch.manual_seed(config.seed)
     was_training = model.training
+    try:
+        processes = training_processes()
+    except ParallelTrainingError as error:
+        raise MethodError(str(error)) from None
+    accumulate = max(config.grad_accum_steps, 1)
+    size = processes.size if processes is not None else 1
+    if accumulate % size:
+        raise MethodError(f"grad_accum_steps={accumulate} does not split among {size} processes: each optimizer "
+                          f"step's micro-batches are shared among them, so make it a multiple of {size}")
+    if processes is not None:
+        processes.broadcast_model(model)
+    share = _batch_share.set((processes.rank, size) if processes is not None else (0, 1))
+    try:
+        return _train(model, loss_fn, config, parameters, on_step, processes, was_training)
+    finally:
+        _batch_share.reset(share)
+
+
+def _train(
+    model: Any,
+    loss_fn: Callable[[int], torch.Tensor],
+    config: TrainConfig,
+    parameters: Sequence[torch.nn.Parameter] | None,
+    on_step: Callable[[int, float], None] | None,
+    processes: TrainingProcesses | None,
+    was_training: bool,
+) -> list[float]:
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(config.warmup_steps, 0)
@@ -367,20 +410,26 @@ def train(
     )
     losses: list[float] = []
     accumulate = max(config.grad_accum_steps, 1)
+    size = processes.size if processes is not None else 1
+    progress = config.progress and (processes is None or processes.rank == 0)
     model.train()
     try:
-        for step in tqdm(range(config.steps), desc=config.description, disable=not config.progress):
+        for step in tqdm(range(config.steps), desc=config.description, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
             parts = []
-            for _ in range(accumulate):
+            for _ in range(accumulate // size):
                 micro = loss_fn(step) / accumulate
                 micro.backward()
                 parts.append(micro.detach())
+            loss = float(torch.stack(parts).sum())
+            if processes is not None:
+                processes.sum_gradients(params)
+                loss = processes.sum_value(loss)
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            losses.append(float(torch.stack(parts).sum()))
+            losses.append(loss)
             if on_step is not None:
                 on_step(step, losses[-1])
     finally:

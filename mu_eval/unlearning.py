@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backend import Backend
+from mu_eval.distributed import current_processes
 from mu_eval.forget_check import CHECKED_EXAMPLES, forget_loss_section, forget_set_loss
 from mu_eval.method import Method, MethodError
 from mu_eval.plugins import get_registry
@@ -116,11 +117,15 @@ def validate_method(name: str, options: Mapping[str, Any] | None) -> None:
 def save_unlearned(model: Any, tokenizer: Any, directory: str | os.PathLike) -> str:
     """Write model and tokenizer with `save_pretrained`, loadable again with `--model DIRECTORY`."""
     path = Path(directory).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
     if not hasattr(model, "save_pretrained"):
         raise MethodError(f"the unlearned model ({type(model).__name__}) has no save_pretrained")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    processes = current_processes()  # data-parallel replicas hold the same weights: the main process saves
+    if processes is None or processes.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    if processes is not None:
+        processes.wait_for_everyone()
     return str(path)
 
 
