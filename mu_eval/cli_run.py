@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from mu_eval.attack import AttackError
 from mu_eval.backend import BackendError
 from mu_eval.data import DataError
-from mu_eval.distributed import current_processes, launched_in_parallel
+from mu_eval.distributed import current_processes, launched_as_helper, launched_in_parallel
 from mu_eval.inputs import InputError
 from mu_eval.method import MethodError
 from mu_eval.options import OptionError, option_names, route_options
@@ -102,6 +103,8 @@ def run_from_cli(
             validate_protocol(protocol, protocol_args)
         if args.subset_seed is not None and args.limit is None:
             raise OptionError("--subset-seed chooses --limit items of each set: give --limit too")
+        if launched_as_helper():  # the main process says it once
+            warnings.simplefilter("ignore")
         models = expand_models(args.model)
         options: dict[str, Any] = dict(
             task_options=task_options,

@@ -22,6 +22,12 @@ def launched_in_parallel() -> bool:
         return False
 
 
+def launched_as_helper() -> bool:
+    """Whether this is one of the launched processes other than the main one (read from the launcher's
+    environment, before any process group exists): its warnings would repeat the main process's."""
+    return launched_in_parallel() and os.environ.get("RANK", "0") != "0"
+
+
 @dataclass(frozen=True)
 class Processes:
     """This process among the run's data-parallel processes."""
