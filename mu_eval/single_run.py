@@ -108,6 +108,10 @@ def run_single(
     if processes is not None and attacks:
         raise OptionError("data-parallel processes run tasks and unlearning methods, not attacks: run the attacks "
                           "in one process (on the model saved with --save-model)")
+    spread = sorted({"parallelize", "device_map"} & set(options.model_args or {}))
+    if processes is not None and spread:
+        raise OptionError(f"--model-args {spread[0]} spreads one copy of the model over every GPU, and each "
+                          "data-parallel process holds its own copy: use one or the other")
     main_process = processes is None or processes.is_main
     progress = options.progress and main_process
     device = options.device or (processes.device if processes is not None else None)

@@ -89,6 +89,9 @@ def test_a_glob_sweeps_every_checkpoint_with_data_and_reference_read_once(
         assert f"checkpoint-{step}" in printed and row["weights_sha256"][:12] in printed
         hashes.add(row["weights_sha256"])
     assert len(hashes) == 3
+    assert main(["compare", str(out)]) == 0  # the reports of a sweep merge like any others
+    table = capsys.readouterr().out
+    assert all(f"checkpoint-{step}" in table for step in STEPS) and "forget_quality" in table
     alone = mu_eval.evaluate(str(run_folder / "checkpoint-100"), [TASK], data_dir=data_dir, limit=4,
                              task_options={TASK: {"max_new_tokens": 4}}, reference=reference, use_cache=False,
                              progress=False)
