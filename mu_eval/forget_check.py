@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from mu_eval.task_data import TextExample
+from mu_eval.task_data import ClassifierExample, TextExample
 
 #: Forget examples the check scores (the first ones): enough for a stable mean, cheap next to any training.
 CHECKED_EXAMPLES = 64
@@ -20,13 +20,19 @@ RELATIVE_CHANGE = 0.01
 
 
 def forget_set_loss(model: Any, tokenizer: Any, examples: Sequence[Any], max_length: int = 512) -> float | None:
-    """Mean per-token NLL of the answers of the first text examples given their prompts (None without any)."""
+    """Mean per-token NLL of the answers of the first text examples given their prompts, or the mean
+    cross-entropy of the first labelled classifier examples (None for other examples)."""
     import torch
 
     from mu_eval.training import collate, encode_examples, token_logprobs
 
+    if not hasattr(model, "parameters") or tokenizer is None:
+        return None
+    labelled = [e for e in examples if isinstance(e, ClassifierExample)][:CHECKED_EXAMPLES]
+    if labelled:
+        return classifier_loss(model, tokenizer, labelled)
     texts = [e for e in examples if isinstance(e, TextExample)][:CHECKED_EXAMPLES]
-    if not texts or tokenizer is None or not hasattr(model, "parameters"):
+    if not texts:
         return None
     encoded = encode_examples(tokenizer, texts, max_length)
     device = next(model.parameters()).device
@@ -45,6 +51,37 @@ def forget_set_loss(model: Any, tokenizer: Any, examples: Sequence[Any], max_len
     finally:
         model.train(was_training)
     return total / count if count else None
+
+
+def classifier_loss(model: Any, processor: Any, examples: Sequence[ClassifierExample]) -> float | None:
+    """Mean cross-entropy of the examples' labels, through the backend's processor (None with another one)."""
+    import torch
+
+    from mu_eval.backends.modality_processor import ModalityProcessor
+
+    if not isinstance(processor, ModalityProcessor):
+        return None
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(examples), 16):
+                chunk = examples[begin : begin + 16]
+                inputs = {k: v.to(device) for k, v in processor([e.inputs for e in chunk]).items()}
+                labels = torch.tensor([e.label for e in chunk], device=device)
+                logits = model(**inputs).logits.float()
+                total += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    finally:
+        model.train(was_training)
+    return total / len(examples)
+
+
+def checked_count(examples: Sequence[Any]) -> int:
+    """How many forget examples `forget_set_loss` scores."""
+    labelled = sum(isinstance(e, ClassifierExample) for e in examples)
+    return min(labelled or sum(isinstance(e, TextExample) for e in examples), CHECKED_EXAMPLES)
 
 
 def verdict(before: float, after: float) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from mu_eval.backend import Backend
 from mu_eval.distributed import current_processes
-from mu_eval.forget_check import CHECKED_EXAMPLES, forget_loss_section, forget_set_loss
+from mu_eval.forget_check import checked_count, forget_loss_section, forget_set_loss
 from mu_eval.method import Method, MethodError
 from mu_eval.plugins import get_registry
 from mu_eval.seeding import seed_everything
@@ -165,7 +165,7 @@ def run_method(
         unlearned = model
     unlearned.eval()
     after = forget_set_loss(unlearned, tokenizer, data.forget) if before is not None else None
-    checked = min(len([e for e in data.forget if isinstance(e, TextExample)]), CHECKED_EXAMPLES)
+    checked = checked_count(data.forget)
     section: dict[str, Any] = {
         "name": method.name,
         "config": method.config(),
