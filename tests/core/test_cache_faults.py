@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 
 import pytest
-from support import register_support_task
+from support import QATask, register_support_task
 
 import mu_eval
 
@@ -164,3 +164,30 @@ def test_a_corrupted_cache_through_the_cli_warns_in_one_line_and_exits_0(clean, 
     assert len(written["engine"]["cache_warnings"]) == 1 and "unusable" in written["engine"]["cache_warnings"][0]
     assert (written["tasks"][register_support_task()]["metrics"] ==
             report["tasks"][register_support_task()]["metrics"])
+
+
+class DeletesTheCache(QATask):
+    """Builds the support task's requests after deleting the run's cache folder, as a cleanup job would."""
+
+    name = "deletes_the_cache"
+    folder = ""
+
+    def build_requests(self, ctx):
+        shutil.rmtree(self.folder)
+        return super().build_requests(ctx)
+
+
+def test_a_cache_folder_deleted_mid_run_changes_no_number(clean, tiny_checkpoint, tmp_path):
+    cache_dir = tmp_path / "cache"
+    task = DeletesTheCache()
+    task.folder = str(cache_dir)
+    reports = []
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="cannot be written"):  # SQLite cannot write beside a deleted file
+            reports.append(mu_eval.evaluate(str(tiny_checkpoint), [task], limit=3, progress=False,
+                                            cache_dir=cache_dir))
+    reference, _ = clean
+    for report in reports:
+        assert report["tasks"][task.name]["metrics"] == reference["tasks"][register_support_task()]["metrics"]
+        assert report["engine"]["answered"] == report["engine"]["distinct"]  # nothing served from a deleted file
+        assert report["engine"]["cache_faults"] == report["engine"]["distinct"]  # none stored, all counted
