@@ -23,15 +23,21 @@ TOLERANCE = 1e-6
 
 def test_two_processes_train_the_weights_one_process_trains(tiny_checkpoint, tmp_path):
     from test_data_parallel import free_port
-    from training_run import unlearn
+    from training_run import cli_arguments, unlearn
 
+    from mu_eval.cli import main
+    from mu_eval.tasks.synthetic_profiles.generator import write_benchmark
+
+    write_benchmark(tmp_path / "data", people=10, seed=3)
     single = unlearn(str(tiny_checkpoint), str(tmp_path / "single"))
+    assert main(cli_arguments(str(tiny_checkpoint), str(tmp_path / "data"), str(tmp_path / "cli_single"))) == 0
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         environment.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={free_port()}", str(HERE / "training_run.py"), str(tiny_checkpoint), str(tmp_path / "two")],
+         f"--master_port={free_port()}", str(HERE / "training_run.py"), str(tiny_checkpoint), str(tmp_path / "two"),
+         str(tmp_path / "data"), str(tmp_path / "cli_two")],
         env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = {r["rank"]: r for r in (json.loads(line[7:]) for line in done.stdout.splitlines()
@@ -49,6 +55,18 @@ def test_two_processes_train_the_weights_one_process_trains(tiny_checkpoint, tmp
     moved = max(float((alone[k] - original[k]).abs().max()) for k in alone)
     differ = max(float((alone[k] - shared[k]).abs().max()) for k in alone)
     assert moved > 100 * TOLERANCE and differ <= TOLERANCE, (moved, differ)
+    # the command line: train, save once, evaluate the unlearned model, all in the two processes
+    reports = [json.loads((tmp_path / name / "out" / "report.json").read_text()) for name in ("cli_single", "cli_two")]
+    assert reports[1]["engine"]["processes"] == 2 and sum(reports[1]["engine"]["answered_by_process"]) > 0
+    assert reports[0]["method"]["info"]["steps"] == reports[1]["method"]["info"]["steps"] == 2
+    assert (tmp_path / "cli_two" / "model" / "model.safetensors").is_file()
+    assert reports[1]["method"]["saved_to"] == str(tmp_path / "cli_two" / "model")
+    for name, metric in reports[0]["tasks"]["tofu_forget01"]["metrics"].items():
+        value = reports[1]["tasks"]["tofu_forget01"]["metrics"][name]["value"]
+        if metric["value"] is None:  # forget quality and privleak without a reference
+            assert value is None, name
+        else:
+            assert value == pytest.approx(metric["value"], rel=1e-4, abs=1e-6), name
 
 
 def test_each_process_draws_its_own_batches_of_the_one_sequence():

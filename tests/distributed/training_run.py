@@ -32,6 +32,18 @@ def unlearn(checkpoint: str, save_to: str) -> dict:
     return {"rank": os.environ.get("RANK", "single"), "forwards": forwards[0], "losses": result.method["info"]}
 
 
+def cli_arguments(checkpoint: str, data_dir: str, output: str) -> list[str]:
+    """`mu-eval` unlearning with grad_diff on TOFU-schema files, saving the model, then evaluating it."""
+    return ["--model", checkpoint, "--method", "grad_diff", "--method-args",
+            "steps=2,batch_size=2,grad_accum_steps=2,lr=1e-3,warmup_ratio=0", "--tasks", "tofu_forget01",
+            "--data-dir", data_dir, "--limit", "4", "--task-args", "max_new_tokens=4", "--device", "cpu", "--quiet",
+            "--no-cache", "--save-model", f"{output}/model", "--output-path", f"{output}/out"]
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     print("RESULT " + json.dumps(unlearn(sys.argv[1], sys.argv[2])), flush=True)
+    if len(sys.argv) > 3:  # then the command line, in the same processes
+        from mu_eval.cli import main
+
+        sys.exit(main(cli_arguments(sys.argv[1], sys.argv[3], sys.argv[4])))
