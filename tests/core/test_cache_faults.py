@@ -13,6 +13,7 @@ import pytest
 from support import QATask, register_support_task
 
 import mu_eval
+from mu_eval.file_hashes import MEMO_FILE_NAME
 
 
 def run(model, cache_dir, **options):
@@ -26,7 +27,7 @@ def values(report):
 
 
 def cache_file(cache_dir):
-    (path,) = [p for p in cache_dir.iterdir() if p.suffix == ".sqlite"]
+    (path,) = [p for p in cache_dir.iterdir() if p.suffix == ".sqlite" and p.name != MEMO_FILE_NAME]
     return path
 
 
