@@ -14,6 +14,7 @@ from mu_eval.attack import AttackError
 from mu_eval.backend import BackendError
 from mu_eval.data import DataError
 from mu_eval.distributed import current_processes, launched_as_helper, launched_in_parallel
+from mu_eval.engine import ProcessFailedError
 from mu_eval.inputs import InputError
 from mu_eval.method import MethodError
 from mu_eval.options import OptionError, option_names, route_options
@@ -142,6 +143,9 @@ def run_from_cli(
     except USER_ERRORS as error:
         print(f"mu-eval: error: {error}", file=sys.stderr)
         return 2
+    except ProcessFailedError as error:  # the failing process tells its own story
+        print(f"mu-eval: error: {error}", file=sys.stderr)
+        return 1
     processes = current_processes()
     if processes is not None and not processes.is_main:
         return 0  # the main process prints and writes

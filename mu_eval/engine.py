@@ -63,6 +63,10 @@ class EngineStats:
         return data
 
 
+class ProcessFailedError(RuntimeError):
+    """Another data-parallel process failed: this one stops rather than wait for its answers."""
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
     import torch
 
@@ -157,22 +161,28 @@ class Engine:
         shares = {key: self._share(group) for key, group in groups.items()}
         own = sum(len(group) for group, _ in shares.values())
         mine: dict[Request, Result] = {}
-        with tqdm(total=own, desc="requests", unit="req", disable=not self.progress or not own) as bar:
-            for key, (group, lengths) in shares.items():
-                self.stats.by_kind[key[0]] = self.stats.by_kind.get(key[0], 0) + len(groups[key])
-                for batch, batch_answers in self._answer_group(key[0], group, lengths):
-                    new = dict(zip(batch, batch_answers))
-                    mine.update(new)
-                    if self.cache is not None:
-                        self.cache.put_many(new)
-                    bar.update(len(batch))
+        failure: Exception | None = None
+        try:
+            with tqdm(total=own, desc="requests", unit="req", disable=not self.progress or not own) as bar:
+                for key, (group, lengths) in shares.items():
+                    self.stats.by_kind[key[0]] = self.stats.by_kind.get(key[0], 0) + len(groups[key])
+                    for batch, batch_answers in self._answer_group(key[0], group, lengths):
+                        new = dict(zip(batch, batch_answers))
+                        mine.update(new)
+                        if self.cache is not None:
+                            self.cache.put_many(new)
+                        bar.update(len(batch))
+        except Exception as error:
+            if self.processes is None:
+                raise
+            failure = error  # the others learn of it at the gather, instead of waiting there for ever
         answers.update(mine)
         self.stats.answered += len(mine)
         if self.cache is not None:
             self.stats.cache_faults = self.cache.faults
             self.stats.cache_warnings = list(self.cache.notes)
         if self.processes is not None:
-            self._gather(todo, mine, answers)
+            self._gather(todo, mine, answers, failure)
         self.stats.token_budget = self.token_budget
         self.stats.generation_budget = self.generation_budget
         self.memo.update(answers)
@@ -187,12 +197,24 @@ class Engine:
         mine = [group[i] for i in share]
         return mine, {r: lengths[r] for r in mine}
 
-    def _gather(self, todo: list[Request], mine: dict[Request, Result], answers: dict[Request, Result]) -> None:
+    def _gather(self, todo: list[Request], mine: dict[Request, Result], answers: dict[Request, Result],
+                failure: Exception | None = None) -> None:
         """Every process's answers to every process (by position in `todo`, which all of them share); the main
-        process caches the others'."""
+        process caches the others'. A process that failed sends its error instead, and every process raises."""
         assert self.processes is not None
         position = {request: index for index, request in enumerate(todo)}
-        gathered = self.processes.gather([(self.processes.rank, position[r], a) for r, a in mine.items()])
+        sent: list[tuple[int, int, Any]] = [(self.processes.rank, position[r], a) for r, a in mine.items()]
+        if failure is not None:
+            sent.append((self.processes.rank, -1, f"{type(failure).__name__}: {failure}"))
+        gathered = self.processes.gather(sent)
+        failed = [(rank, message) for rank, index, message in gathered if index == -1]
+        if failure is not None:
+            raise failure
+        if failed:
+            rank, message = failed[0]
+            raise ProcessFailedError(f"data-parallel process {rank} of {self.processes.size} failed while answering "
+                                     f"requests ({message.splitlines()[0] if message else 'no message'}); this "
+                                     "process stops with it")
         counts = [0] * self.processes.size
         others: dict[Request, Result] = {}
         for rank, index, answer in gathered:

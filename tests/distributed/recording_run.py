@@ -17,12 +17,15 @@ from mu_eval.cli import main  # noqa: E402
 from mu_eval.plugins import get_registry  # noqa: E402
 
 RECORD_DIR_ENV = "MU_EVAL_TEST_RECORD_DIR"
+FAIL_RANK_ENV = "MU_EVAL_TEST_FAIL_RANK"
 
 
 class RecordingBackend(HFBackend):
     name = "recording_hf"
 
     def answer(self, kind, batch):
+        if FAIL_RANK_ENV in os.environ and os.environ[FAIL_RANK_ENV] == os.environ.get("RANK"):
+            raise RuntimeError("injected failure")
         folder = Path(os.environ[RECORD_DIR_ENV])
         with (folder / f"answered-{os.environ.get('RANK', 'single')}.txt").open("a") as stream:
             stream.writelines(f"{request_key(request)}\n" for request in batch)
@@ -42,7 +45,8 @@ def register() -> None:
 
 def run_twice(arguments: list[str]) -> int:
     """The same command twice in the same processes, recording into `first/` and `second/` and writing the
-    reports to OUTPUT/first and OUTPUT/second (OUTPUT: the value of --output-path)."""
+    reports to OUTPUT/first and OUTPUT/second (OUTPUT: the value of --output-path); then once more with
+    process 1 failing, printing how each process ended."""
     root = Path(os.environ[RECORD_DIR_ENV])
     output = arguments.index("--output-path") + 1
     for name in ("first", "second"):
@@ -53,6 +57,18 @@ def run_twice(arguments: list[str]) -> int:
         status = main(changed)
         if status:
             return status
+    # a third time without the cache, process 1 failing: both processes stop, neither waits for the other
+    os.environ[FAIL_RANK_ENV] = "1"
+    (root / "failing").mkdir(exist_ok=True)
+    os.environ[RECORD_DIR_ENV] = str(root / "failing")
+    changed = [a for a in arguments if a != "--cache-dir"]
+    changed[changed.index(arguments[arguments.index("--cache-dir") + 1])] = "--no-cache"
+    changed[changed.index("--output-path") + 1] = str(Path(arguments[output]) / "failing")
+    try:
+        status = main(changed)
+        print(f"FAILED rank={os.environ['RANK']} status={status}", flush=True)
+    except RuntimeError as error:
+        print(f"FAILED rank={os.environ['RANK']} raised={error}", flush=True)
     return 0
 
 

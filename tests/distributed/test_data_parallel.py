@@ -100,6 +100,12 @@ def test_the_main_process_caches_every_processes_answers(runs):
     assert cached["engine"]["from_cache"] == single["engine"]["distinct"]
 
 
+def test_a_failing_process_stops_the_others_instead_of_leaving_them_waiting(runs):
+    _, _, printed = runs["two"]
+    endings = sorted(line for line in printed.splitlines() if line.startswith("FAILED "))
+    assert endings == ["FAILED rank=0 status=1", "FAILED rank=1 raised=injected failure"]
+
+
 def test_requests_are_shared_by_tokens_not_by_count():
     lengths = [400] + [10] * 40  # one long request and many short ones
     shares = share_by_tokens(lengths, 2)
