@@ -121,7 +121,7 @@ class TrainingProcesses:
                 continue
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
-            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            self._in_place(parameter.grad, lambda t: dist.all_reduce(t, op=dist.ReduceOp.SUM))
 
     def sum_value(self, value: Any) -> float:
         """A float summed over the processes."""
@@ -138,7 +138,17 @@ class TrainingProcesses:
         import torch.distributed as dist
 
         for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+            self._in_place(tensor.data, lambda t: dist.broadcast(t, src=0))
+
+    def _in_place(self, tensor: Any, collective: Any) -> None:
+        """`collective` on `tensor`, through the group's device when the tensor lies elsewhere (a model kept on
+        the CPU while NCCL joins the processes)."""
+        if tensor.device == self.accelerator.device:
+            collective(tensor)
+            return
+        moved = tensor.to(self.accelerator.device)
+        collective(moved)
+        tensor.copy_(moved)
 
 
 def training_processes() -> TrainingProcesses | None:
