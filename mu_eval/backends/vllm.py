@@ -76,6 +76,8 @@ class VLLMBackend(Backend):
         self.use_chat_template = use_chat_template
         #: Candidates vLLM returns per choice question; a question with an option outside them goes to hf.
         self.choose_top_k = choose_top_k
+        #: vLLM's engine dies on a top-k wider than the vocabulary: the request asks for at most this many.
+        self.vocab_size = int(model_config(llm).get_vocab_size())
         self.max_length: int = int(model_config(llm).max_model_len)
         #: False once the weights were replaced (a method ran): vLLM's copy is stale and answers nothing more.
         self.vllm_current = True
@@ -262,7 +264,8 @@ class VLLMBackend(Backend):
             from vllm import SamplingParams
 
             self.counters["vllm_choose_calls"] += 1
-            params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.choose_top_k, detokenize=False)
+            params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=min(self.choose_top_k, self.vocab_size),
+                                    detokenize=False)
             outputs = self._run([ids for _, ids, _ in asked], params, [1] * len(asked))
             for (index, _, singles), output in zip(asked, outputs):
                 logprobs = option_logprobs(output.outputs[0].logprobs[0], singles)
@@ -276,5 +279,13 @@ class VLLMBackend(Backend):
         return [r for r in results if r is not None]
 
     def close(self) -> None:
+        """Hands the hf model back; vLLM's engine stays up for a caller that passed this backend in, and stops
+        at exit or with `shutdown`."""
         if self._hf is not None:
             self._hf.close()
+
+    def shutdown(self) -> None:
+        """Stops vLLM's engine processes now."""
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()

