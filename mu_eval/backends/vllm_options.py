@@ -32,7 +32,8 @@ class VLLMModelArgs:
     max_length: int | None = option(None, minimum=1,
                                     help="longest sequence the model is given (vLLM's max_model_len; default: its own)")
     tensor_parallel_size: int = option(1, minimum=1, help="GPUs one copy of the model is split over (vLLM)")
-    data_parallel_size: int = option(1, minimum=1, help="copies of the model answering in parallel (vLLM)")
+    data_parallel_size: int = option(1, minimum=1, help="copies of the model answering in parallel (vLLM; only 1: "
+                                     "vLLM's offline engine refuses more in one process)")
     gpu_memory_utilization: float | None = option(
         None, minimum=0.01, maximum=1.0,
         help="share of each GPU's memory vLLM may take (default vLLM's 0.9); leave room for the HF model beside it")
@@ -46,9 +47,15 @@ class VLLMModelArgs:
     @classmethod
     def parse(cls, values: Mapping[str, Any] | None) -> VLLMModelArgs:
         try:
-            return parse_options(cls, values, "backend 'vllm' (--model-args)")
+            args = parse_options(cls, values, "backend 'vllm' (--model-args)")
         except OptionError as error:
             raise ModelArgsError(str(error)) from None
+        if args.data_parallel_size != 1:
+            raise ModelArgsError(
+                f"backend 'vllm' (--model-args) option data_parallel_size={args.data_parallel_size}: vLLM's offline "
+                "engine runs one copy per process (it refuses data_parallel_size > 1 in one process); use "
+                "tensor_parallel_size to spread one copy over several GPUs, or run one mu-eval per GPU")
+        return args
 
     def llm_kwargs(self, dtype: str, device: str = "cuda") -> dict[str, Any]:
         """Keywords of `vllm.LLM` besides the model: `dtype` is the resolved name (never 'auto'), and only the

@@ -78,13 +78,11 @@ def test_options_outside_the_top_k_are_not_guessed():
 
 
 def test_model_args_pass_through_to_vllm_and_unknown_ones_are_errors():
-    args = VLLMModelArgs.parse({"tensor_parallel_size": "2", "data_parallel_size": "4",
+    args = VLLMModelArgs.parse({"tensor_parallel_size": "2", "data_parallel_size": "1",
                                 "gpu_memory_utilization": "0.5", "max_length": "128", "dtype": "float16"})
     kwargs = args.llm_kwargs("float16")
-    assert {k: kwargs[k] for k in ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization",
-                                   "max_model_len", "dtype")} == {
-        "tensor_parallel_size": 2, "data_parallel_size": 4, "gpu_memory_utilization": 0.5, "max_model_len": 128,
-        "dtype": "float16"}
+    assert {k: kwargs[k] for k in ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype")} == {
+        "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "max_model_len": 128, "dtype": "float16"}
     assert kwargs["generation_config"] == "vllm"  # the checkpoint's sampling defaults never apply
     defaults = VLLMModelArgs.parse(None).llm_kwargs("float32")
     assert not {"tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len",
@@ -103,6 +101,9 @@ def test_model_args_pass_through_to_vllm_and_unknown_ones_are_errors():
         VLLMModelArgs.parse({"gpu_memory_utilization": "1.5"})
     with pytest.raises(ModelArgsError, match="at least 1"):
         VLLMModelArgs.parse({"data_parallel_size": "0"})
+    # vLLM's offline engine refuses several copies in one process: said at once, not after a minute's start
+    with pytest.raises(ModelArgsError, match="data_parallel_size=4: vLLM's offline engine runs one copy per process"):
+        VLLMModelArgs.parse({"data_parallel_size": "4"})
     with pytest.raises(ModelArgsError, match="peft"):  # an adapter is the hf backend's, never silently dropped
         VLLMModelArgs.parse({"peft": "adapter/"})
 

@@ -190,3 +190,33 @@ def test_whole_reports_equal_metric_by_metric(vllm_backend, parity_checkpoint, t
         else:
             assert value == pytest.approx(expected[name], rel=TOLERANCE, abs=1e-9), name
     assert served.data["attacks"]["mia"] == reference.data["attacks"]["mia"]
+
+
+def test_once_the_weights_change_the_hf_model_answers_everything(vllm_backend, hf_backend):
+    """A method replaces `torch_model`: vLLM's copy is stale, so generation and choices go to the new weights."""
+    import copy
+
+    import torch
+
+    original = vllm_backend.torch_model
+    changed = copy.deepcopy(original)
+    with torch.no_grad():
+        changed.lm_head.weight.mul_(-1.0)  # another model: its greedy text differs
+    prompt = [Generate("Question: Who wrote Hamlet?\nAnswer:", 12)]
+    before = vllm_backend.generate(prompt)
+    calls = vllm_backend.counters["vllm_generate_calls"]
+    vllm_backend.torch_model = changed
+    try:
+        assert vllm_backend.identity()["engines"]["generate"].startswith("hf")
+        after = vllm_backend.generate(prompt)
+        assert vllm_backend.counters["vllm_generate_calls"] == calls  # vLLM was not asked
+        assert after != before and after == hf_backend_of(changed, hf_backend).generate(prompt)
+    finally:
+        vllm_backend.torch_model = original
+        vllm_backend.vllm_current = True
+
+
+def hf_backend_of(model, like):
+    from mu_eval.backends.hf import HFBackend
+
+    return HFBackend.from_model(model, like.tokenizer)
