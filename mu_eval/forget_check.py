@@ -85,9 +85,10 @@ def checked_count(examples: Sequence[Any]) -> int:
 
 
 def verdict(before: float, after: float) -> str:
-    """raised (what unlearning does), unchanged, or lowered (the wrong way: the model knows the set better)."""
-    if math.isnan(after) or math.isinf(after):
-        return "raised"  # the answers have no probability left at all
+    """raised (what unlearning does), unchanged, lowered (the wrong way: the model knows the set better), or
+    not a number (the training diverged)."""
+    if not math.isfinite(after):
+        return "not a number"  # the unlearned model's outputs overflowed: it is broken, not unlearned
     threshold = max(MINIMUM_CHANGE, RELATIVE_CHANGE * abs(before))
     if after - before >= threshold:
         return "raised"
@@ -102,9 +103,12 @@ def forget_loss_section(method: str, before: float | None, after: float | None, 
         return {"before": None, "after": None, "examples": 0, "verdict": None}
     result = verdict(before, after)
     if result != "raised":
-        what = "left the forget-set loss where it was" if result == "unchanged" else \
-            "lowered the forget-set loss (the wrong way: the model fits the forget set better)"
+        what = {"unchanged": "left the forget-set loss where it was",
+                "lowered": "lowered the forget-set loss (the wrong way: the model fits the forget set better)",
+                "not a number": "left a model whose forget-set loss is not a number (the training diverged; every "
+                                "metric of this model is meaningless)"}[result]
         warnings.warn(f"method {method!r} {what}: mean answer loss {before:.4f} before, {after:.4f} after, on "
                       f"{examples} forget examples; its settings may do nothing on this model (docs/methods.md "
                       "gives settings for small models)", stacklevel=3)
-    return {"before": before, "after": after, "examples": examples, "verdict": result}
+    return {"before": before, "after": after if math.isfinite(after) else None, "examples": examples,
+            "verdict": result}

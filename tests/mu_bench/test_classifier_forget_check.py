@@ -65,3 +65,12 @@ def test_defaults_do_nothing_on_a_tiny_vit_and_the_small_model_settings_do(setup
     assert section["after"] > 1.0 and section["after"] > forget_cross_entropy(unlearned, processor, data.retain)
 
 
+
+
+def test_a_diverged_training_is_called_so_and_the_section_stays_json(setup):
+    import json
+
+    _, section, messages = unlearn("neggrad_plus", setup, epochs=8, batch_size=6, lr=0.5, alpha=0.2)
+    assert section["verdict"] == "not a number" and section["after"] is None
+    assert len(messages) == 1 and "diverged" in messages[0]
+    json.dumps(section, allow_nan=False)  # the report is written without NaN
