@@ -203,6 +203,7 @@ def unlearn(
     """
     if method is None:
         raise MethodError("name the unlearning method, e.g. unlearn(model, tokenizer, 'npo', forget=...)")
+    check_run_paths(None, None, save_model)  # before the model loads and trains, not after
     if isinstance(model, str | os.PathLike):
         backend = make_backend(str(model), model_args=model_args, device=device)
         model, tokenizer = backend.torch_model, backend.tokenizer

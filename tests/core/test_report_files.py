@@ -97,3 +97,14 @@ def test_a_reference_whose_items_were_edited_is_refused(reference_report, edit):
     reference_report.write_text(json.dumps(data))
     with pytest.raises(ReferenceError, match="checksum"):
         load_reference(reference_report)
+
+
+def test_unlearn_checks_the_save_model_folder_before_training(tiny_checkpoint, tmp_path):
+    from mu_eval.paths import PathError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    model_files = sorted(p.name for p in tiny_checkpoint.iterdir())
+    with pytest.raises(PathError, match="save-model"):
+        mu_eval.unlearn(str(tiny_checkpoint), method="grad_ascent", forget=[("Q?", "A.")], save_model=blocker / "m")
+    assert sorted(p.name for p in tiny_checkpoint.iterdir()) == model_files and blocker.read_text() == "x"
