@@ -117,3 +117,26 @@ def test_static_cache_runs_a_few_padded_shapes_with_the_same_tokens(tiny_checkpo
     # to one width, so three cache shapes of one length (the width plus the new tokens), not four
     assert {rows for rows, _ in shapes} == {4, 2, 1} and len({length for _, length in shapes}) == 1, shapes
     assert STATIC_WIDTH_MULTIPLE <= next(iter(shapes))[1] <= STATIC_WIDTH_MULTIPLE + 6
+
+
+def test_a_lora_adapter_retires_rows_and_matches_generate(tiny_checkpoint, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from mu_eval.backends.hf_generation import retires_rows
+
+    plain = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")
+    adapted = get_peft_model(plain.torch_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                           init_lora_weights=False))
+    adapted.save_pretrained(tmp_path / "adapter")
+    backend = HFBackend.from_pretrained(str(tiny_checkpoint), {"peft": str(tmp_path / "adapter")}, "cpu")
+    assert hasattr(backend.torch_model, "get_base_model") and retires_rows(backend.torch_model)
+    requests = mixed_requests()[:6]
+    sizes, handle = batch_sizes_seen(backend.torch_model.get_base_model())
+    try:
+        answers = backend.generate(requests)
+    finally:
+        handle.remove()
+    assert [a.text for a in answers] == [plain_generate(backend, r)[0] for r in requests]
+    assert sizes[0] == len(requests) and sizes[-1] < len(requests)
+    without = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")  # get_peft_model changed `plain`
+    assert [a.text for a in answers] != [a.text for a in without.generate(requests)]  # the adapter counts
