@@ -46,7 +46,7 @@ def register() -> None:
 def run_twice(arguments: list[str]) -> int:
     """The same command twice in the same processes, recording into `first/` and `second/` and writing the
     reports to OUTPUT/first and OUTPUT/second (OUTPUT: the value of --output-path); then once more with
-    process 1 failing, printing how each process ended."""
+    process 1 failing, writing how each process ended to failing/ending-RANK.txt."""
     root = Path(os.environ[RECORD_DIR_ENV])
     output = arguments.index("--output-path") + 1
     for name in ("first", "second"):
@@ -65,10 +65,10 @@ def run_twice(arguments: list[str]) -> int:
     changed[changed.index(arguments[arguments.index("--cache-dir") + 1])] = "--no-cache"
     changed[changed.index("--output-path") + 1] = str(Path(arguments[output]) / "failing")
     try:
-        status = main(changed)
-        print(f"FAILED rank={os.environ['RANK']} status={status}", flush=True)
+        ending = f"status={main(changed)}"
     except RuntimeError as error:
-        print(f"FAILED rank={os.environ['RANK']} raised={error}", flush=True)
+        ending = f"raised={error}"
+    (root / "failing" / f"ending-{os.environ['RANK']}.txt").write_text(ending)  # printed lines may interleave
     return 0
 
 

@@ -40,8 +40,7 @@ def test_two_processes_train_the_weights_one_process_trains(tiny_checkpoint, tmp
          str(tmp_path / "data"), str(tmp_path / "cli_two")],
         env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = {r["rank"]: r for r in (json.loads(line[7:]) for line in done.stdout.splitlines()
-                                    if line.startswith("RESULT "))}
+    ranks = {r["rank"]: r for r in (json.loads(path.read_text()) for path in tmp_path.glob("two.result-*.json"))}
     assert set(ranks) == {"0", "1"}
     assert single["forwards"] == 3 * 4 * 2  # steps x micro-batches x (forget, retain)
     for rank in ranks.values():

@@ -1,6 +1,6 @@
 """Run by the data-parallel training test, in one process or under torchrun: NPO (a reference term and a
-retain term) on a tiny checkpoint through `mu_eval.unlearn`, saving the unlearned model; prints, per
-process, the losses and how many training forward passes the process ran, as one JSON line."""
+retain term) on a tiny checkpoint through `mu_eval.unlearn`, saving the unlearned model; writes, per
+process, the losses and how many training forward passes the process ran to SAVE_TO.result-RANK.json."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def cli_arguments(checkpoint: str, data_dir: str, output: str) -> list[str]:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    print("RESULT " + json.dumps(unlearn(sys.argv[1], sys.argv[2])), flush=True)
+    result = unlearn(sys.argv[1], sys.argv[2])  # a file per process: their printed lines may interleave
+    Path(f"{sys.argv[2]}.result-{result['rank']}.json").write_text(json.dumps(result))
     if len(sys.argv) > 3:  # then the command line, in the same processes
         from mu_eval.cli import main
 
