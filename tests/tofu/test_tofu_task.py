@@ -99,8 +99,8 @@ def test_one_forward_row_per_distinct_text(tiny_checkpoint, data_dir):
     scored_rows: list[int] = []
 
     def count_scoring_rows(_module, args, kwargs):
-        # generation passes a (possibly empty) KV cache; scoring never does
-        if passed_cache(kwargs) is None:
+        # generation asks for a KV cache (its first step may pass none yet); scoring never does either
+        if passed_cache(kwargs) is None and not kwargs.get("use_cache"):
             ids = kwargs.get("input_ids", args[0] if args else None)
             scored_rows.append(int(ids.shape[0]))
 
