@@ -3,8 +3,9 @@
 The same `Generate` requests (synthetic TOFU-style questions, chat-formatted) go through `Engine` with each
 backend on one random Llama checkpoint saved to a temporary folder (float32; hidden 256, 4 layers, 8 heads:
 head size 32, the smallest vLLM's CPU attention takes). Each backend answers a few prompts first (warm-up);
-the timed run then answers all of them. The texts must be identical, else the script exits with status 1.
-vLLM's engine start is reported but not part of the ratio.
+then `--repeats` timed passes of all of them alternate between the backends, and the medians are compared.
+The texts must be identical, else the script exits with status 1. vLLM's engine start is reported but not
+part of the ratio.
 
 Run in the vLLM environment (docs/vllm.md):
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -46,9 +48,9 @@ def questions(count: int, seed: int) -> list[str]:
 
 
 def timed_run(backend: Any, requests: list[Any]) -> tuple[list[Any], float]:
+    """One timed pass through a fresh engine (no answer cache, so every request is answered)."""
     from mu_eval.engine import Engine
 
-    Engine(backend, progress=False).run(requests[:WARMUP])
     engine = Engine(backend, progress=False)
     started = time.perf_counter()
     answers = engine.run(requests)
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per backend, alternating")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the hf backend (vLLM's CPU worker computes on one by default)")
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "vllm.json")
     args = parser.parse_args(argv)
 
@@ -79,24 +84,36 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         served = VLLMBackend.from_pretrained(str(checkpoint), {"dtype": "float32"}, device=args.device)
         engine_start = time.perf_counter() - started
-        vllm_answers, vllm_seconds = timed_run(served, requests)
-        hf_answers, hf_seconds = timed_run(hf, requests)
+        torch.set_num_threads(args.threads)
+        from mu_eval.engine import Engine
+
+        for backend in (served, hf):  # warm-up
+            Engine(backend, progress=False).run(requests[:WARMUP])
+        hf_times, vllm_times = [], []
+        for _ in range(args.repeats):  # alternating, so that a change of the machine's load hits both
+            vllm_answers, seconds = timed_run(served, requests)
+            vllm_times.append(seconds)
+            hf_answers, seconds = timed_run(hf, requests)
+            hf_times.append(seconds)
         served.shutdown()
+    hf_seconds, vllm_seconds = statistics.median(hf_times), statistics.median(vllm_times)
     identical = [a.text for a in vllm_answers] == [a.text for a in hf_answers]
     new_tokens = sum(a.num_new_tokens for a in hf_answers)
     result = {
         "benchmark": "vllm_generation",
-        "device": args.device, "platform": platform.platform(), "threads": torch.get_num_threads(),
+        "device": args.device, "platform": platform.platform(), "hf_threads": args.threads,
         "versions": {"torch": torch.__version__, "vllm": vllm.__version__},
         "model": dict(SHAPE, dtype="float32"), "prompts": len(requests), "max_new_tokens": args.max_new_tokens,
         "new_tokens": new_tokens,
-        "hf_seconds": hf_seconds, "vllm_seconds": vllm_seconds, "vllm_engine_start_seconds": engine_start,
+        "hf_seconds": hf_seconds, "vllm_seconds": vllm_seconds, "hf_runs": hf_times, "vllm_runs": vllm_times,
+        "vllm_engine_start_seconds": engine_start,
         "ratio_hf_over_vllm": hf_seconds / vllm_seconds, "identical_texts": identical,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{len(requests)} prompts, {new_tokens} new tokens: hf {hf_seconds:.2f} s, vllm {vllm_seconds:.2f} s "
-          f"(ratio {hf_seconds / vllm_seconds:.2f}x; engine start {engine_start:.0f} s, not counted); "
+          f"(medians of {args.repeats}; ratio {hf_seconds / vllm_seconds:.2f}x; "
+          f"engine start {engine_start:.0f} s, not counted); "
           f"identical texts: {identical}")
     return 0 if identical else 1
 
