@@ -54,6 +54,15 @@ def vllm_version() -> str:
     return str(vllm.__version__)
 
 
+def error_summary(error: BaseException, lines: int = 2, width: int = 400) -> str:
+    """An exception's first lines on one line: vLLM's configuration errors are pydantic's, whose first line
+    only counts the errors and whose second names the setting."""
+    kept = [line.strip() for line in str(error).splitlines()
+            if line.strip() and not line.strip().startswith("For further information")]
+    text = "; ".join(kept[:lines]) or type(error).__name__
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 #: Request kinds vLLM answers while it holds the current weights.
 VLLM_KINDS = ("generate", "choose")
 
@@ -101,7 +110,11 @@ class VLLMBackend(Backend):
             raise BackendError(f"model path has no config.json (not a transformers checkpoint): {path}")
         hf_device = device or default_device()
         dtype = str(resolve_dtype(args.dtype, hf_device)).removeprefix("torch.")
-        llm = LLM(model=source, tokenizer=source, **args.llm_kwargs(dtype, hf_device))
+        try:
+            llm = LLM(model=source, tokenizer=source, **args.llm_kwargs(dtype, hf_device))
+        except (RuntimeError, ValueError, OSError) as error:  # vLLM's own checks and a failed engine start
+            raise BackendError(f"vLLM could not start on {model!r}: {error_summary(error)} (vLLM's log above has "
+                               "the details; docs/vllm.md lists the model args)") from error
         max_model_len = int(model_config(llm).max_model_len)
         tokenizer = AutoTokenizer.from_pretrained(source, revision=args.revision,
                                                   trust_remote_code=args.trust_remote_code)

@@ -12,7 +12,7 @@ import pytest
 from mu_eval.backend import ContextLengthError
 from mu_eval.backends.hf import HFBackend
 from mu_eval.backends.hf_loading import ModelArgsError
-from mu_eval.backends.vllm import VLLMBackend
+from mu_eval.backends.vllm import VLLMBackend, error_summary
 from mu_eval.backends.vllm_engine import (
     check_prompt_lengths,
     generated_result,
@@ -136,3 +136,15 @@ def test_without_vllm_the_backend_says_how_to_get_it(tiny_checkpoint, capsys):
     status = main(["--model", str(tiny_checkpoint), "--tasks", register_support_task(), "--backend", "vllm"])
     err = capsys.readouterr().err
     assert status == 2 and "mu-eval[vllm]" in err and "docs/vllm.md" in err
+
+
+def test_a_failed_vllm_start_is_summed_up_in_one_line():
+    """vLLM's configuration errors are pydantic's: the first line only counts them, the second names the setting."""
+    error = ValueError("1 validation error for ModelConfig\n  Value error, User-specified max_model_len (100000) is "
+                       "greater than the derived max_model_len (512) [type=value_error]\n"
+                       "    For further information visit https://errors.pydantic.dev/")
+    summary = error_summary(error)
+    assert summary.startswith("1 validation error for ModelConfig; Value error, User-specified max_model_len (100000)")
+    assert "\n" not in summary and "further information" not in summary
+    assert error_summary(RuntimeError("")) == "RuntimeError"
+    assert len(error_summary(RuntimeError("x" * 1000))) == 400

@@ -220,3 +220,17 @@ def hf_backend_of(model, like):
     from mu_eval.backends.hf import HFBackend
 
     return HFBackend.from_model(model, like.tokenizer)
+
+
+def test_a_setting_vllm_refuses_is_a_one_line_error(parity_checkpoint, capsys):
+    """vLLM's own checks run before its engine starts; what they refuse reaches the user as one line."""
+    from mu_eval.backend import BackendError
+    from mu_eval.backends.vllm import VLLMBackend
+    from mu_eval.cli import main
+
+    with pytest.raises(BackendError, match=r"vLLM could not start on .*max_model_len"):
+        VLLMBackend.from_pretrained(str(parity_checkpoint), {"dtype": "float32", "max_length": "100000"}, device="cpu")
+    status = main(["--model", str(parity_checkpoint), "--backend", "vllm", "--tasks", "synthetic_forget01",
+                   "--model-args", "dtype=float32,max_length=100000", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and "vLLM could not start" in err and "Traceback" not in err
