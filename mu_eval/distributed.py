@@ -151,12 +151,31 @@ class TrainingProcesses:
         tensor.copy_(moved)
 
 
+#: What `accelerate launch` sets from a config that shards the model, and the name of each.
+SHARDING_LAUNCHES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
+                     "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM"}
+
+
+def sharding_refusal(kind: str) -> ParallelTrainingError:
+    """The one-line refusal of a sharding config (`kind` as accelerate names it)."""
+    return ParallelTrainingError(
+        f"the accelerate config asks for {kind}, which mu-eval's training loop does not run: unlearning runs "
+        "data-parallel only (every process trains a whole copy of the model and the gradients are summed), as "
+        "the methods' losses, their frozen reference and the saved model all use the whole model; launch with "
+        "a multi-GPU config (distributed_type: MULTI_GPU, or --multi_gpu) instead")
+
+
 def training_processes() -> TrainingProcesses | None:
     """The data-parallel training processes a launcher started (None in a single process, where the loop runs
     exactly as it always has). FSDP, DeepSpeed and Megatron configs are refused: they shard the model, which
-    the methods' loss functions, written against the whole model, do not expect."""
+    the methods' loss functions, written against the whole model, do not expect. They are read from the
+    launcher's environment as well as from accelerate's state, because accelerate applies none of them to
+    CPU processes: it would start plain replicas, and the run would silently not be the one configured."""
     if not launched_in_parallel():
         return None
+    for variable, name in SHARDING_LAUNCHES.items():
+        if os.environ.get(variable, "false").strip().lower() in ("1", "y", "yes", "t", "true", "on"):  # as accelerate
+            raise sharding_refusal(name)
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
@@ -166,6 +185,5 @@ def training_processes() -> TrainingProcesses | None:
     accelerator = Accelerator(cpu=not found)
     kind = accelerator.distributed_type
     if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
-        raise ParallelTrainingError(f"the accelerate config asks for {kind.value}: unlearning runs data-parallel "
-                                    "(every process holds the whole model); use a multi-GPU config")
+        raise sharding_refusal(kind.value)
     return TrainingProcesses(accelerator, accelerator.process_index, accelerator.num_processes)
