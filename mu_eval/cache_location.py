@@ -27,6 +27,11 @@ def run_cache_dir(directory: str | os.PathLike | None) -> Iterator[None]:
         _RUN_CACHE_DIR.reset(token)
 
 
+def chosen_cache_dir() -> Path | None:
+    """The running evaluation's --cache-dir, None when it named none."""
+    return _RUN_CACHE_DIR.get()
+
+
 def default_cache_dir() -> Path:
     """The running evaluation's --cache-dir, else `MU_EVAL_CACHE_DIR`, else `$XDG_CACHE_HOME/mu-eval`, else
     `~/.cache/mu-eval`."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mu_eval.cache_location import chosen_cache_dir
 from mu_eval.options import OptionError, parse_bool
 from mu_eval.plain_json import plain_json_rows
 
@@ -98,13 +99,16 @@ def read_local_file(path: Path) -> list[dict]:
     level = library_log.level                     # the DataError below names the file in one line
     library_log.setLevel(logging.CRITICAL)
     try:
+        # with --cache-dir, the Arrow files datasets makes from a local file go there too, not to the home folder
+        chosen = chosen_cache_dir()
+        arrow = {"cache_dir": str(chosen / "datasets")} if chosen is not None else {}
         if path.suffix == ".parquet":
-            table = datasets.Dataset.from_parquet(str(path))
+            table = datasets.Dataset.from_parquet(str(path), **arrow)
             return list(table)
         strings = _bare_string_rows(path)
         if strings is not None:
             return datasets.Dataset.from_list(strings).to_list()
-        table = datasets.Dataset.from_json(str(path))
+        table = datasets.Dataset.from_json(str(path), **arrow)
         return list(table)
     except DataError:
         raise

@@ -108,3 +108,19 @@ def test_unlearn_checks_the_save_model_folder_before_training(tiny_checkpoint, t
     with pytest.raises(PathError, match="save-model"):
         mu_eval.unlearn(str(tiny_checkpoint), method="grad_ascent", forget=[("Q?", "A.")], save_model=blocker / "m")
     assert sorted(p.name for p in tiny_checkpoint.iterdir()) == model_files and blocker.read_text() == "x"
+
+
+def test_the_arrow_files_of_local_data_go_under_the_cache_dir(tiny_checkpoint, tmp_path, monkeypatch):
+    import datasets
+
+    from mu_eval.tasks.synthetic_profiles.generator import write_benchmark
+
+    home_cache = tmp_path / "hf-datasets"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home_cache)  # where datasets writes by default
+    data = tmp_path / "data"
+    write_benchmark(data, people=10, seed=3)
+    chosen = tmp_path / "chosen"
+    mu_eval.evaluate(str(tiny_checkpoint), ["tofu_forget01"], task_options={"tofu_forget01": {"max_new_tokens": 2}},
+                     data_dir=data, limit=1, progress=False, cache_dir=chosen)
+    assert any(path.suffix == ".arrow" for path in (chosen / "datasets").rglob("*"))
+    assert not home_cache.exists() or not any(home_cache.rglob("*.arrow"))
