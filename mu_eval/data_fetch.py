@@ -12,7 +12,6 @@ size and sha256, and which tasks read it.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from mu_eval.backend import PLAIN_PROMPT
 from mu_eval.data import DataError, DatasetSpec, check_fields, find_local_file, hub_table, read_local_file
 from mu_eval.evaluation import instantiate_tasks
+from mu_eval.file_hashes import file_sha256
 from mu_eval.inputs import InputStore
 from mu_eval.seeding import seed_everything
 from mu_eval.task import Task, TaskContext
@@ -41,14 +41,6 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def snapshot_path(spec: DatasetSpec) -> str:

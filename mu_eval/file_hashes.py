@@ -23,7 +23,8 @@ def _file_key(path: Path) -> tuple[str, int, int, int]:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
-def _read_file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read a block at a time (weights files are gigabytes)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -59,7 +60,7 @@ def hash_file(path: str | Path) -> str:
             if row is not None:
                 _IN_PROCESS[key] = row[0]
                 return row[0]
-        sha256 = _read_file_sha256(Path(path))
+        sha256 = file_sha256(Path(path))
         _IN_PROCESS[key] = sha256
         if connection is not None:
             try:

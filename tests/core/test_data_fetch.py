@@ -6,6 +6,7 @@ immediate error for a split a data directory lacks."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from hub_standin import LocalHub, write_repo
 import mu_eval
 from mu_eval.cli import main
 from mu_eval.data import DataError, DatasetSpec, load_rows
-from mu_eval.data_fetch import MANIFEST_NAME, file_sha256
+from mu_eval.data_fetch import MANIFEST_NAME
 from mu_eval.tasks.synthetic_profiles.generator import build_benchmark
 
 TASKS = ("tofu_forget01", "wmdp_bio")
@@ -85,7 +86,8 @@ def test_fetch_writes_exactly_the_splits_the_tasks_read_with_a_manifest(fetched,
         path = folder / relative
         config = f"{entry['config']}/" if entry["config"] else ""
         assert relative == f"{entry['dataset']}/{config}{entry['split']}.parquet"
-        assert entry["sha256"] == file_sha256(path) and entry["bytes"] == path.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry["bytes"] == path.stat().st_size
         expected = source_rows(hub_root, entry["dataset"], entry["config"], entry["split"])
         assert entry["rows"] == len(expected)
         # a run with --data-dir reads back exactly the hub's rows
