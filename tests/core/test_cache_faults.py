@@ -27,7 +27,7 @@ def values(report):
 
 
 def cache_file(cache_dir):
-    (path,) = [p for p in cache_dir.iterdir() if p.suffix == ".sqlite" and p.name != MEMO_FILE_NAME]
+    (path,) = (p for p in cache_dir.iterdir() if p.suffix == ".sqlite" and p.name != MEMO_FILE_NAME)
     return path
 
 

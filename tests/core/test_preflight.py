@@ -55,7 +55,7 @@ def test_muse_on_a_short_context_model_stops_before_any_forward_pass_with_exit_2
     assert status == 2
     assert forward_calls == []
     assert "Traceback" not in output
-    (err,) = [line for line in output.splitlines() if line.startswith("mu-eval:")]  # one line (and load progress)
+    (err,) = (line for line in output.splitlines() if line.startswith("mu-eval:"))  # one line (and load progress)
     # the first request is the first VerbMem prompt: its lengths counted here with the model's own tokenizer
     from transformers import AutoTokenizer
 
