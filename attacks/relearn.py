@@ -33,7 +33,8 @@ from mu_eval.attacks.text_corpus import TextCorpus, read_text_file
 from mu_eval.options import option, split_list
 from mu_eval.report import ReportError, load_report
 from mu_eval.task import Task, TextExample
-from mu_eval.training import TrainConfig, add_lora, batches, encode_examples, nll_loss, train
+from mu_eval.training import TrainConfig, batches, encode_examples, nll_loss, train
+from mu_eval.training_models import add_lora
 
 MIN_GAP = 1e-12
 

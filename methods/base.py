@@ -20,18 +20,16 @@ from mu_eval.method import ConfiguredMethod, MethodError, MethodOptionError
 from mu_eval.task import TextExample, UnlearningData
 from mu_eval.training import (
     Batch,
-    Reference,
     TrainConfig,
-    add_lora,
     answer_logits,
     collate,
     encode_examples,
     kl_to_reference,
     logprobs_from_logits,
-    merge_lora,
     paired_batches,
     train,
 )
+from mu_eval.training_models import Reference, add_lora, merge_lora
 
 RETAIN_LOSSES = ("nll", "kl", "none")
 

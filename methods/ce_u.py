@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import torch
 
 from mu_eval.method import MethodOptionError
-from mu_eval.training import Batch, Reference, answer_logits, answer_mask
+from mu_eval.training import Batch, answer_logits, answer_mask
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 

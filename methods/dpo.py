@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from mu_eval.method import MethodError
 from mu_eval.task import TextExample
-from mu_eval.training import Batch, Reference, answer_logits, collate, encode_examples, logprobs_from_logits
+from mu_eval.training import Batch, answer_logits, collate, encode_examples, logprobs_from_logits
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 from .refusals import refusal_examples

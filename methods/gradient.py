@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from mu_eval.training import Reference, nll_loss
+from mu_eval.training import nll_loss
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from mu_eval.training import Reference, answer_logits, logprobs_from_logits
+from mu_eval.training import answer_logits, logprobs_from_logits
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 

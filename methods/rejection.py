@@ -15,7 +15,8 @@ import torch
 
 from mu_eval.method import MethodError
 from mu_eval.task import TextExample
-from mu_eval.training import Reference, encode_examples, nll_loss
+from mu_eval.training import encode_examples, nll_loss
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 from .refusals import refusal_examples

@@ -15,7 +15,8 @@ import torch
 
 from mu_eval.method import ConfiguredMethod, MethodError, MethodOptionError
 from mu_eval.task import UnlearningData
-from mu_eval.training import Batch, encode_examples, frozen_copy, paired_batches, train
+from mu_eval.training import Batch, encode_examples, paired_batches, train
+from mu_eval.training_models import frozen_copy
 
 from .base import FineTuneOptions, optimizer_steps, summarise_losses, train_config
 from .rmu_topics import control_vectors, split_by_topic, topic_batches, topic_max_length, topics_in_order

@@ -21,7 +21,8 @@ import numpy
 import torch
 
 from mu_eval.method import MethodOptionError
-from mu_eval.training import Reference, nll_loss
+from mu_eval.training import nll_loss
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 from .npo import npo_loss

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from mu_eval.training import Reference, answer_logits, answer_mask
+from mu_eval.training import answer_logits, answer_mask
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from mu_eval.training import Batch, Reference, answer_logits, logprobs_from_logits
+from mu_eval.training import Batch, answer_logits, logprobs_from_logits
+from mu_eval.training_models import Reference
 
 from .base import LLMMethod, TrainOptions
 

@@ -8,17 +8,15 @@ import torch.nn.functional as F
 from methods_support import FORGET, RETAIN
 
 from mu_eval.training import (
-    Reference,
     TrainConfig,
-    add_lora,
     answer_logits,
     collate,
     encode_examples,
     kl_to_reference,
-    merge_lora,
     paired_batches,
     train,
 )
+from mu_eval.training_models import Reference, add_lora, merge_lora
 
 
 def one_step(accumulate: int, rows: list[torch.Tensor]) -> tuple[float, torch.Tensor]:
