@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.common import (
     build_setup,
+    fastest_baseline,
     interleaved,
     make_backend,
     print_table,
@@ -79,9 +80,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     values, timing = interleaved(paths, args.repeats, setup.device)
     fast, engine = values["fast"]
     fast_seconds = timing["fast"]["median"]
-    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
-    plain, counters = values[f"baseline_{best}"]
-    baseline_seconds = timing[f"baseline_{best}"]["median"]
+    best, (plain, counters), best_timing = fastest_baseline(args.baseline_batch_size, values, timing)
+    baseline_seconds = best_timing["median"]
     fast_tokens = sum(r.num_new_tokens for r in fast)
     baseline_texts = [cut_at_stop(text, r.stop) for (text, _), r in zip(plain, requests)]
     identical = sum(a.text == b for a, b in zip(fast, baseline_texts)) / len(requests)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline": {"seconds": baseline_seconds, "new_tokens": counters.new_tokens,
                      "new_tokens_per_second": counters.new_tokens / baseline_seconds,
                      "generate_calls": counters.generate_calls, "batch_size": best,
-                     "runs": timing[f"baseline_{best}"]["runs"],
+                     "runs": best_timing["runs"],
                      "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_wall": ratio(baseline_seconds, fast_seconds),
                    "speedup_by_baseline_batch_size": {

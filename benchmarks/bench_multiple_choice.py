@@ -28,6 +28,7 @@ import torch
 from benchmarks.common import (
     build_setup,
     compare_metrics,
+    fastest_baseline,
     interleaved,
     make_backend,
     print_table,
@@ -112,8 +113,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     chosen, engine = values["fast"]
     scored, score_engine = values["engine_score4"]
     fast_seconds, score4_seconds = timing["fast"]["median"], timing["engine_score4"]["median"]
-    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
-    baseline, baseline_seconds = values[f"baseline_{best}"], timing[f"baseline_{best}"]["median"]
+    best, baseline, best_timing = fastest_baseline(args.baseline_batch_size, values, timing)
+    baseline_seconds = best_timing["median"]
 
     fast_lp = [list(c.logprobs) for c in chosen]
     score4_lp = [[s.sum_logprob() for s in scored[4 * i : 4 * i + 4]] for i in range(len(prompts))]
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "engine": engine.stats.to_json()},
         "engine_score4": {"seconds": score4_seconds, "runs": timing["engine_score4"]["runs"], "accuracy": score4_acc,
                           "engine": score_engine.stats.to_json()},
-        "baseline": {"seconds": baseline_seconds, "runs": timing[f"baseline_{best}"]["runs"],
+        "baseline": {"seconds": baseline_seconds, "runs": best_timing["runs"],
                      "questions_per_second": len(rows) / baseline_seconds, "accuracy": base_acc, "batch_size": best,
                      "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_vs_baseline": ratio(baseline_seconds, fast_seconds),

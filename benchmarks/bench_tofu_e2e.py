@@ -23,6 +23,7 @@ from benchmarks.common import (
     Setup,
     build_setup,
     compare_metrics,
+    fastest_baseline,
     interleaved,
     make_backend,
     print_table,
@@ -99,9 +100,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     task_metrics = values.get("task")
     task_seconds = timing["task"]["median"] if task is not None else None
     mirror, mirror_seconds = values["mirror"], timing["mirror"]["median"]
-    best = min(args.baseline_batch_size, key=lambda size: timing[f"baseline_{size}"]["median"])
-    base_metrics, base_values, baseline = values[f"baseline_{best}"]
-    baseline_seconds = timing[f"baseline_{best}"]["median"]
+    best, (base_metrics, base_values, baseline), best_timing = fastest_baseline(args.baseline_batch_size, values,
+                                                                                timing)
+    baseline_seconds = best_timing["median"]
 
     mirror_agreement = compare_metrics(mirror["metrics"], base_metrics, setup.dtype)
     mirror_agreement.update(item_differences(mirror["values"], base_values))
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fast": {"seconds": task_seconds if task_seconds is not None else mirror_seconds,
                  "path": "task" if task_seconds is not None else "mirror"},
         "mirror": {"seconds": mirror_seconds, "runs": timing["mirror"]["runs"], "engine": mirror["engine"]},
-        "baseline": {"seconds": baseline_seconds, "runs": timing[f"baseline_{best}"]["runs"], "counters": c.to_json(),
+        "baseline": {"seconds": baseline_seconds, "runs": best_timing["runs"], "counters": c.to_json(),
                      "batch_size": best,
                      "by_batch_size": {str(size): timing[f"baseline_{size}"] for size in args.baseline_batch_size}},
         "ratios": {"speedup_task": ratio(baseline_seconds, task_seconds),

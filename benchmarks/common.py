@@ -203,6 +203,13 @@ def interleaved(paths: dict[str, Callable[[], Any]], repeats: int, device: str) 
     return values, {name: {"median": statistics.median(times), "runs": times} for name, times in runs.items()}
 
 
+def fastest_baseline(sizes: list[int], values: dict[str, Any], timing: dict) -> tuple[int, Any, dict]:
+    """Of the `baseline_{size}` paths `interleaved` ran, the batch size with the lowest median, its value and its
+    timing (median and runs): the headline ratio is against the best the baseline can do."""
+    best = min(sizes, key=lambda size: timing[f"baseline_{size}"]["median"])
+    return best, values[f"baseline_{best}"], timing[f"baseline_{best}"]
+
+
 def environment(setup: Setup) -> dict[str, Any]:
     """Device name, library versions and settings recorded in every result file."""
     import tokenizers
