@@ -44,20 +44,21 @@ def mixed_requests() -> list[Generate]:
     return requests
 
 
-def batch_sizes_seen(model):
+def generate_counting_rows(backend, requests, model=None):
+    """The backend's answers, and the number of rows of each forward pass of `model` (default: the backend's)
+    while it produced them."""
     sizes: list[int] = []
-    handle = model.register_forward_pre_hook(
+    handle = (backend.torch_model if model is None else model).register_forward_pre_hook(
         lambda module, args, kwargs: sizes.append(int(kwargs["input_ids"].shape[0])), with_kwargs=True)
-    return sizes, handle
+    try:
+        return backend.generate(requests), sizes
+    finally:
+        handle.remove()
 
 
 def test_one_mixed_batch_gives_each_prompt_its_plain_generate_text(backend):
     requests = mixed_requests()
-    sizes, handle = batch_sizes_seen(backend.torch_model)
-    try:
-        answers = backend.generate(requests)
-    finally:
-        handle.remove()
+    answers, sizes = generate_counting_rows(backend, requests)
     expected = [plain_generate(backend, r) for r in requests]
     assert [a.text for a in answers] == [text for text, _ in expected]
     for request, answer, (_, count) in zip(requests, answers, expected):
@@ -79,11 +80,7 @@ def test_rows_ending_at_eos_retire_and_match_generate(tiny_checkpoint):
     assert produced
     model_config = backend.torch_model.generation_config
     model_config.eos_token_id = [backend.tokenizer.eos_token_id, produced[min(2, len(produced) - 1)]]
-    sizes, handle = batch_sizes_seen(backend.torch_model)
-    try:
-        answers = backend.generate(requests)
-    finally:
-        handle.remove()
+    answers, sizes = generate_counting_rows(backend, requests)
     expected = [plain_generate(backend, r) for r in requests]
     assert [(a.text, a.num_new_tokens) for a in answers] == expected
     assert any(count < 12 for _, count in expected) and sizes[-1] < len(requests)
@@ -131,11 +128,7 @@ def test_a_lora_adapter_retires_rows_and_matches_generate(tiny_checkpoint, tmp_p
     backend = HFBackend.from_pretrained(str(tiny_checkpoint), {"peft": str(tmp_path / "adapter")}, "cpu")
     assert hasattr(backend.torch_model, "get_base_model") and retires_rows(backend.torch_model)
     requests = mixed_requests()[:6]
-    sizes, handle = batch_sizes_seen(backend.torch_model.get_base_model())
-    try:
-        answers = backend.generate(requests)
-    finally:
-        handle.remove()
+    answers, sizes = generate_counting_rows(backend, requests, backend.torch_model.get_base_model())
     assert [a.text for a in answers] == [plain_generate(backend, r)[0] for r in requests]
     assert sizes[0] == len(requests) and sizes[-1] < len(requests)
     without = HFBackend.from_pretrained(str(tiny_checkpoint), device="cpu")  # get_peft_model changed `plain`

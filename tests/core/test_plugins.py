@@ -90,6 +90,22 @@ def pip_install_target(source: Path, target: Path) -> None:
     )
 
 
+def install_plugin(tmp_path: Path, distribution: str, package: str, entry_point: str, code: str) -> Path:
+    """Build a one-module plugin distribution and pip-install it into a folder of its own; returns that folder."""
+    source = tmp_path / distribution
+    (source / package).mkdir(parents=True)
+    (source / package / "__init__.py").write_text(code)
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "{distribution}"\nversion = "0.0.1"\n'
+        f'[project.entry-points.mu_eval]\n{entry_point} = "{package}"\n'
+        f'[tool.setuptools]\npackages = ["{package}"]\n'
+    )
+    target = tmp_path / "site"
+    pip_install_target(source, target)
+    return target
+
+
 def run_cli(args: list[str], extra_path: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(extra_path))
     return subprocess.run([sys.executable, "-m", "mu_eval.cli", *args], capture_output=True, text=True, env=env,
@@ -117,17 +133,8 @@ def test_example_plugin_installed_with_pip_shows_its_task_and_metric(tmp_path, t
 
 @pytest.mark.slow
 def test_plugin_that_raises_on_import_is_named_and_the_rest_still_load(tmp_path):
-    source = tmp_path / "broken"
-    (source / "broken_plugin").mkdir(parents=True)
-    (source / "broken_plugin" / "__init__.py").write_text("raise RuntimeError('deliberately broken')\n")
-    (source / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "broken-plugin"\nversion = "0.0.1"\n'
-        '[project.entry-points.mu_eval]\nbroken = "broken_plugin"\n'
-        '[tool.setuptools]\npackages = ["broken_plugin"]\n'
-    )
-    target = tmp_path / "site"
-    pip_install_target(source, target)
+    target = install_plugin(tmp_path, "broken-plugin", "broken_plugin", "broken",
+                            "raise RuntimeError('deliberately broken')\n")
     result = run_cli(["list", "plugins"], target, tmp_path)
     assert result.returncode == 0
     assert "broken" in result.stderr and "deliberately broken" in result.stderr
@@ -181,22 +188,12 @@ def test_a_third_party_name_that_clashes_with_a_builtin_is_refused_with_a_warnin
 @pytest.mark.slow
 def test_a_pip_installed_plugin_reusing_a_builtin_task_name_leaves_the_cli_working(tmp_path):
     """The built-in wins, the clash is one warning line naming both packages, the rest of the plugin loads."""
-    source = tmp_path / "clash"
-    (source / "clash_plugin").mkdir(parents=True)
-    (source / "clash_plugin" / "__init__.py").write_text(
+    target = install_plugin(tmp_path, "clash-plugin", "clash_plugin", "clash", (
         "import mu_eval\n\n"
         "class Impostor(mu_eval.Task):\n    '''Not TOFU at all.'''\n    name = 'tofu_forget01'\n\n"
         "class Extra(mu_eval.Task):\n    '''The plugin's own task.'''\n    name = 'clash_extra'\n\n"
         "@mu_eval.hookimpl\ndef register_tasks(register):\n    register(Impostor)\n    register(Extra)\n"
-    )
-    (source / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "clash-plugin"\nversion = "0.0.1"\n'
-        '[project.entry-points.mu_eval]\nclash = "clash_plugin"\n'
-        '[tool.setuptools]\npackages = ["clash_plugin"]\n'
-    )
-    target = tmp_path / "site"
-    pip_install_target(source, target)
+    ))
     result = run_cli(["list", "tasks"], target, tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("\t")[0]: line for line in result.stdout.splitlines()}

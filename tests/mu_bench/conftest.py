@@ -45,3 +45,21 @@ def trained_vit(tmp_path_factory, cifar_data) -> Path:
     assert h.memorise(model, batches, steps=120) == 1.0
     model.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def cifar_unlearning(trained_vit, cifar_data):
+    """The memorised model, its processor, and D_f / D_r from the task's own `unlearning_data`; one per test module,
+    as the methods under test change the model they are given."""
+    from mu_eval.backends.classification import ClassifierBackend
+    from mu_eval.data import load_rows
+    from mu_eval.plugins import get_registry
+    from mu_eval.task import TaskContext
+
+    backend = ClassifierBackend.from_pretrained(str(trained_vit), device="cpu")
+    task = get_registry().task("mubench_cifar100", df_file=str(cifar_data["df_file"]), ratio="6")
+    ctx = TaskContext(load=lambda spec: load_rows(spec, cifar_data["data"]), chat=str, uses_chat_template=False,
+                      options=dict(task.options))
+    data = task.unlearning_data(ctx)
+    assert len(data.forget) == 6 and len(data.retain) == 18
+    return backend.torch_model, backend.tokenizer, data

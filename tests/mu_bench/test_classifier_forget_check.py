@@ -10,22 +10,9 @@ import warnings
 import pytest
 import torch
 
-from mu_eval.backends.classification import ClassifierBackend
 from mu_eval.methods.classifier.data import collate
 from mu_eval.plugins import get_registry
-from mu_eval.task import TaskContext
 from mu_eval.unlearning import run_method
-
-
-@pytest.fixture(scope="module")
-def setup(trained_vit, cifar_data):
-    from mu_eval.data import load_rows
-
-    backend = ClassifierBackend.from_pretrained(str(trained_vit), device="cpu")
-    task = get_registry().task("mubench_cifar100", df_file=str(cifar_data["df_file"]), ratio="6")
-    ctx = TaskContext(load=lambda spec: load_rows(spec, cifar_data["data"]), chat=str, uses_chat_template=False,
-                      options=dict(task.options))
-    return backend.torch_model, backend.tokenizer, task.unlearning_data(ctx)
 
 
 def forget_cross_entropy(model, processor, examples) -> float:
@@ -35,8 +22,8 @@ def forget_cross_entropy(model, processor, examples) -> float:
         return float(torch.nn.functional.cross_entropy(model(**inputs).logits.float(), labels))
 
 
-def unlearn(name, setup, **options):
-    model, processor, data = setup
+def unlearn(name, cifar_unlearning, **options):
+    model, processor, data = cifar_unlearning
     method = get_registry().method(name)(progress="false", **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -52,13 +39,13 @@ SMALL_MODEL = {
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_MODEL))
-def test_defaults_do_nothing_on_a_tiny_vit_and_the_small_model_settings_do(setup, name):
-    model, processor, data = setup
+def test_defaults_do_nothing_on_a_tiny_vit_and_the_small_model_settings_do(cifar_unlearning, name):
+    model, processor, data = cifar_unlearning
     before = forget_cross_entropy(model, processor, data.forget)
-    _, section, messages = unlearn(name, setup)
+    _, section, messages = unlearn(name, cifar_unlearning)
     assert section["before"] == pytest.approx(before, rel=1e-4)
     assert section["verdict"] == "unchanged" and len(messages) == 1 and "where it was" in messages[0]
-    unlearned, section, messages = unlearn(name, setup, **SMALL_MODEL[name])
+    unlearned, section, messages = unlearn(name, cifar_unlearning, **SMALL_MODEL[name])
     assert section["verdict"] == "raised" and messages == []
     assert section["after"] == pytest.approx(forget_cross_entropy(unlearned, processor, data.forget), rel=1e-4)
     assert section["examples"] == len(data.forget)
@@ -67,10 +54,10 @@ def test_defaults_do_nothing_on_a_tiny_vit_and_the_small_model_settings_do(setup
 
 
 
-def test_a_diverged_training_is_called_so_and_the_section_stays_json(setup):
+def test_a_diverged_training_is_called_so_and_the_section_stays_json(cifar_unlearning):
     import json
 
-    _, section, messages = unlearn("neggrad_plus", setup, epochs=8, batch_size=6, lr=0.5, alpha=0.2)
+    _, section, messages = unlearn("neggrad_plus", cifar_unlearning, epochs=8, batch_size=6, lr=0.5, alpha=0.2)
     assert section["verdict"] == "not a number" and section["after"] is None
     assert len(messages) == 1 and "diverged" in messages[0]
     json.dumps(section, allow_nan=False)  # the report is written without NaN

@@ -7,25 +7,10 @@ import copy
 import pytest
 import torch
 
-from mu_eval.backends.classification import ClassifierBackend
 from mu_eval.method import MethodError
 from mu_eval.methods.classifier.data import collate
 from mu_eval.plugins import get_registry
-from mu_eval.task import TaskContext, TextExample, UnlearningData
-
-
-@pytest.fixture(scope="module")
-def setup(trained_vit, cifar_data):
-    """The memorised model, its processor, and D_f / D_r from the task's own `unlearning_data`."""
-    from mu_eval.data import load_rows
-
-    backend = ClassifierBackend.from_pretrained(str(trained_vit), device="cpu")
-    task = get_registry().task("mubench_cifar100", df_file=str(cifar_data["df_file"]), ratio="6")
-    ctx = TaskContext(load=lambda spec: load_rows(spec, cifar_data["data"]), chat=str, uses_chat_template=False,
-                      options=dict(task.options))
-    data = task.unlearning_data(ctx)
-    assert len(data.forget) == 6 and len(data.retain) == 18
-    return backend.torch_model, backend.tokenizer, data
+from mu_eval.task import TextExample, UnlearningData
 
 
 def accuracy(model, processor, examples) -> float:
@@ -34,8 +19,8 @@ def accuracy(model, processor, examples) -> float:
         return float((model(**inputs).logits.argmax(-1) == labels).float().mean())
 
 
-def unlearn(name, setup, **options):
-    model, processor, data = setup
+def unlearn(name, cifar_unlearning, **options):
+    model, processor, data = cifar_unlearning
     fresh = copy.deepcopy(model)
     method = get_registry().method(name)(progress="false", **options)
     return method.unlearn(fresh, processor, data), method
@@ -52,18 +37,19 @@ FORGETTING = [
 
 
 @pytest.mark.parametrize(("name", "options"), FORGETTING, ids=[n for n, _ in FORGETTING])
-def test_method_lowers_forget_accuracy(setup, name, options):
-    model, processor, data = setup
+def test_method_lowers_forget_accuracy(cifar_unlearning, name, options):
+    model, processor, data = cifar_unlearning
     assert accuracy(model, processor, data.forget) == 1.0
-    unlearned, method = unlearn(name, setup, **options)
+    unlearned, method = unlearn(name, cifar_unlearning, **options)
     assert accuracy(unlearned, processor, data.forget) < 0.7, method.info
     assert method.info["steps"] > 0 and not unlearned.training
     assert accuracy(model, processor, data.forget) == 1.0  # the original (the teacher's source) is untouched
 
 
-def test_salun_changes_only_the_salient_half(setup):
-    model, _, _ = setup
-    unlearned, method = unlearn("salun", setup, epochs=1, batch_size=8, lr=0.05, momentum=0.0, weight_decay=0.0)
+def test_salun_changes_only_the_salient_half(cifar_unlearning):
+    model, _, _ = cifar_unlearning
+    unlearned, method = unlearn("salun", cifar_unlearning, epochs=1, batch_size=8, lr=0.05, momentum=0.0,
+                                weight_decay=0.0)
     assert method.info["mask_fraction"] == pytest.approx(0.5, abs=1e-3)
     before = dict(model.named_parameters())
     changed = sum(int((p != before[n]).sum()) for n, p in unlearned.named_parameters())
@@ -71,22 +57,22 @@ def test_salun_changes_only_the_salient_half(setup):
     assert 0 < changed <= total * 0.5 + 1
 
 
-def test_l1_sparse_with_zero_gamma_is_plain_fine_tuning_and_gamma_shrinks_weights(setup):
-    model, processor, data = setup
+def test_l1_sparse_with_zero_gamma_is_plain_fine_tuning_and_gamma_shrinks_weights(cifar_unlearning):
+    model, processor, data = cifar_unlearning
     common = {"epochs": 2, "batch_size": 6, "lr": 0.05, "seed": 4}
-    ft, _ = unlearn("ft", setup, **common)
-    l1_zero, _ = unlearn("l1_sparse", setup, gamma=0.0, **common)
+    ft, _ = unlearn("ft", cifar_unlearning, **common)
+    l1_zero, _ = unlearn("l1_sparse", cifar_unlearning, gamma=0.0, **common)
     for (_, a), (_, b) in zip(ft.named_parameters(), l1_zero.named_parameters()):
         assert torch.equal(a, b)
-    l1, _ = unlearn("l1_sparse", setup, gamma=0.05, **common)
+    l1, _ = unlearn("l1_sparse", cifar_unlearning, gamma=0.05, **common)
     norm = lambda m: sum(float(p.detach().abs().sum()) for p in m.parameters())  # noqa: E731
     assert norm(l1) < norm(ft)
     assert accuracy(ft, processor, data.retain) == 1.0
 
 
-def test_ssd_dampens_exactly_the_selected_weights(setup):
-    model, processor, data = setup
-    unlearned, method = unlearn("ssd", setup, alpha=1.5, batch_size=6)
+def test_ssd_dampens_exactly_the_selected_weights(cifar_unlearning):
+    model, processor, data = cifar_unlearning
+    unlearned, method = unlearn("ssd", cifar_unlearning, alpha=1.5, batch_size=6)
     assert method.info["dampened_parameters"] > 0
     # second implementation for the classifier head: mean squared gradients over batches
     head = "classifier.weight"
@@ -110,8 +96,8 @@ def test_ssd_dampens_exactly_the_selected_weights(setup):
     assert bool(selected.any())
 
 
-def test_methods_reject_text_examples(setup):
-    model, processor, _ = setup
+def test_methods_reject_text_examples(cifar_unlearning):
+    model, processor, _ = cifar_unlearning
     method = get_registry().method("salun")()
     with pytest.raises(MethodError, match="labelled classifier examples"):
         method.unlearn(model, processor, UnlearningData([TextExample("q", "a")], []))
