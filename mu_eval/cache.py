@@ -107,12 +107,7 @@ class AnswerCache:
         warnings.warn(message, stacklevel=4)
 
     def _give_up(self, what: str, error: BaseException) -> None:
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except sqlite3.Error:
-                pass
-        self.connection = None
+        self.close()
         self._warn(f"answer cache {self.path} {what} ({describe(error)}): the run goes on without it")
 
     def get_many(self, requests: list[Request]) -> dict[Request, Result]:
@@ -160,9 +155,11 @@ class AnswerCache:
             self._give_up("cannot be written", error)
 
     def close(self) -> None:
-        if self.connection is not None:
+        """Close the file; the cache is off from then on."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
             try:
-                self.connection.close()
+                connection.close()
             except sqlite3.Error:
                 pass
 
