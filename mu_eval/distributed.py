@@ -100,11 +100,13 @@ class ParallelTrainingError(ValueError):
 @dataclass(frozen=True)
 class TrainingProcesses:
     """The processes one training run is shared among: accelerate's `Accelerator` joined their group; each
-    runs its share of every optimizer step's micro-batches and the gradients are summed across them."""
+    runs its share of every optimizer step's micro-batches and the gradients are summed across them. With
+    `sharded`, an FSDP config: the model is sharded across them too (`mu_eval.sharded_training`)."""
 
     accelerator: Any
     rank: int
     size: int
+    sharded: bool = False
 
     def sum_gradients(self, parameters: Sequence[Any]) -> None:
         """Each parameter's gradient summed over the processes, in place. A parameter that no process's
@@ -151,31 +153,36 @@ class TrainingProcesses:
         tensor.copy_(moved)
 
 
-#: What `accelerate launch` sets from a config that shards the model, and the name of each.
-SHARDING_LAUNCHES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
-                     "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM"}
+#: What `accelerate launch` sets from a config whose engine the loop does not run, and the name of each.
+REFUSED_LAUNCHES = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed", "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM"}
 
 
 def sharding_refusal(kind: str) -> ParallelTrainingError:
-    """The one-line refusal of a sharding config (`kind` as accelerate names it)."""
+    """The one-line refusal of a DeepSpeed or Megatron-LM config (`kind` as accelerate names it)."""
     return ParallelTrainingError(
-        f"the accelerate config asks for {kind}, which mu-eval's training loop does not run: unlearning runs "
-        "data-parallel only (every process trains a whole copy of the model and the gradients are summed), as "
-        "the methods' losses, their frozen reference and the saved model all use the whole model; launch with "
-        "a multi-GPU config (distributed_type: MULTI_GPU, or --multi_gpu) instead")
+        f"the accelerate config asks for {kind}, which mu-eval's training loop does not run: it trains "
+        "data-parallel (distributed_type: MULTI_GPU, or --multi_gpu) or fully sharded with torch's FSDP2 "
+        "(distributed_type: FSDP); launch with one of those configs instead")
 
 
 def training_processes() -> TrainingProcesses | None:
-    """The data-parallel training processes a launcher started (None in a single process, where the loop runs
-    exactly as it always has). FSDP, DeepSpeed and Megatron configs are refused: they shard the model, which
-    the methods' loss functions, written against the whole model, do not expect. They are read from the
-    launcher's environment as well as from accelerate's state, because accelerate applies none of them to
-    CPU processes: it would start plain replicas, and the run would silently not be the one configured."""
+    """The training processes a launcher started (None in a single process, where the loop runs exactly as it
+    always has), sharded under an FSDP config. DeepSpeed and Megatron-LM configs are refused. The config is
+    read from the launcher's environment as well as from accelerate's state, because accelerate applies
+    none of these to CPU processes: it would start plain replicas, and the run would silently not be the
+    one configured."""
     if not launched_in_parallel():
         return None
-    for variable, name in SHARDING_LAUNCHES.items():
-        if os.environ.get(variable, "false").strip().lower() in ("1", "y", "yes", "t", "true", "on"):  # as accelerate
+    from mu_eval.sharded_training import ShardingError, check_settings, requested_setting
+
+    for variable, name in REFUSED_LAUNCHES.items():
+        if requested_setting(variable):
             raise sharding_refusal(name)
+    try:  # before joining the group: a refusal then leaves no process waiting for this one
+        if requested_setting("ACCELERATE_USE_FSDP"):
+            check_settings()
+    except ShardingError as error:
+        raise ParallelTrainingError(str(error)) from None
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
@@ -184,6 +191,7 @@ def training_processes() -> TrainingProcesses | None:
     found = accelerator_api.is_available() if accelerator_api is not None else torch.cuda.is_available()
     accelerator = Accelerator(cpu=not found)
     kind = accelerator.distributed_type
-    if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+    if kind in (DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
         raise sharding_refusal(kind.value)
-    return TrainingProcesses(accelerator, accelerator.process_index, accelerator.num_processes)
+    sharded = kind == DistributedType.FSDP or requested_setting("ACCELERATE_USE_FSDP")
+    return TrainingProcesses(accelerator, accelerator.process_index, accelerator.num_processes, sharded)

@@ -27,6 +27,7 @@ from mu_eval.task import ImageTextExample, TextExample
 
 if TYPE_CHECKING:
     from mu_eval.backends.vision_language import ImagePlaceholders
+    from mu_eval.sharded_training import ShardedModel
 
 IGNORE_INDEX = -100
 
@@ -288,11 +289,27 @@ def train(
                           f"step's micro-batches are shared among them, so make it a multiple of {size}")
     if processes is not None:
         processes.broadcast_model(model)
+    sharded = shard_for_training(model, processes) if processes is not None and processes.sharded else None
+    if sharded is not None:
+        parameters = sharded.parameters(parameters)
     share = _batch_share.set((processes.rank, size) if processes is not None else (0, 1))
     try:
-        return _train(model, loss_fn, config, parameters, on_step, processes, was_training)
+        losses = _train(model, loss_fn, config, parameters, on_step, processes, was_training)
     finally:
         _batch_share.reset(share)
+    if sharded is not None:  # every process gathers the trained weights into the whole model
+        sharded.restore()
+    return losses
+
+
+def shard_for_training(model: Any, processes: TrainingProcesses) -> ShardedModel:
+    """`model` sharded in place across the processes (FSDP2); a set-up it cannot shard is a method error."""
+    from mu_eval.sharded_training import ShardedModel, ShardingError
+
+    try:
+        return ShardedModel.shard(model, processes.accelerator.device)
+    except ShardingError as error:
+        raise MethodError(str(error)) from None
 
 
 def _train(
@@ -313,6 +330,7 @@ def _train(
     losses: list[float] = []
     accumulate = max(config.grad_accum_steps, 1)
     size = processes.size if processes is not None else 1
+    sharded = processes is not None and processes.sharded
     progress = config.progress and (processes is None or processes.rank == 0)
     model.train()
     try:
@@ -321,11 +339,12 @@ def _train(
             parts = []
             for _ in range(accumulate // size):
                 micro = loss_fn(step) / accumulate
-                micro.backward()
+                (micro * size if sharded else micro).backward()  # FSDP averages the processes' gradients
                 parts.append(micro.detach())
             loss = float(torch.stack(parts).sum())
             if processes is not None:
-                processes.sum_gradients(params)
+                if not sharded:
+                    processes.sum_gradients(params)
                 loss = processes.sum_value(loss)
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
