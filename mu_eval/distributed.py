@@ -165,12 +165,25 @@ def sharding_refusal(kind: str) -> ParallelTrainingError:
         "(distributed_type: FSDP); launch with one of those configs instead")
 
 
+def check_mixed_precision() -> None:
+    """Refuses an accelerate config's mixed precision, which the loop would otherwise silently not apply (it
+    trains in the dtype the model was loaded in). Read whether or not several processes were started:
+    `accelerate launch` with one process sets it too."""
+    value = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").strip().lower()
+    if value not in ("no", ""):
+        raise ParallelTrainingError(
+            f"the accelerate config asks for mixed_precision={value}, which mu-eval's training loop does not "
+            "apply: it trains in the dtype the model is loaded in; set mixed_precision: 'no' and load the model "
+            "in the precision wanted (--model-args dtype=bfloat16)")
+
+
 def training_processes() -> TrainingProcesses | None:
     """The training processes a launcher started (None in a single process, where the loop runs exactly as it
     always has), sharded under an FSDP config. DeepSpeed and Megatron-LM configs are refused. The config is
     read from the launcher's environment as well as from accelerate's state, because accelerate applies
     none of these to CPU processes: it would start plain replicas, and the run would silently not be the
     one configured."""
+    check_mixed_precision()
     if not launched_in_parallel():
         return None
     from mu_eval.sharded_training import ShardingError, check_settings, requested_setting

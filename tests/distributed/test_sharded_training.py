@@ -108,9 +108,13 @@ def test_fsdp_settings_the_loop_cannot_honour_are_refused_in_one_line(tiny_check
     assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "out").exists()
 
 
-@pytest.mark.parametrize(("variable", "name"), [("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"),
-                                                ("ACCELERATE_USE_MEGATRON_LM", "Megatron-LM")])
-def test_a_deepspeed_or_megatron_launch_is_refused_before_any_step(tiny_checkpoint, monkeypatch, variable, name):
+@pytest.mark.parametrize(("variable", "value", "refusal"), [
+    ("ACCELERATE_USE_DEEPSPEED", "true", "asks for DeepSpeed, .* FSDP2"),
+    ("ACCELERATE_USE_MEGATRON_LM", "true", "asks for Megatron-LM, .* FSDP2"),
+    ("ACCELERATE_MIXED_PRECISION", "bf16", r"asks for mixed_precision=bf16, .*\(--model-args dtype=bfloat16\)$"),
+])
+def test_a_config_the_loop_would_not_apply_is_refused_before_any_step(tiny_checkpoint, monkeypatch, variable,
+                                                                      value, refusal):
     import torch
     from support import FACTS
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,8 +126,8 @@ def test_a_deepspeed_or_megatron_launch_is_refused_before_any_step(tiny_checkpoi
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     before = {key: value.clone() for key, value in model.state_dict().items()}
     monkeypatch.setenv("WORLD_SIZE", "2")  # as the launcher describes its processes
-    monkeypatch.setenv(variable, "true")
-    with pytest.raises(MethodError, match=f"asks for {name}, .* FSDP2") as error:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(MethodError, match=refusal) as error:
         mu_eval.unlearn(model, tokenizer, "npo", forget=FACTS[:2], retain=FACTS[2:4], steps=1, batch_size=2)
     assert "\n" not in str(error.value)
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
