@@ -1,75 +1,44 @@
 """Prepare, on a connected machine, the wheels `benchmarks/gpu_run.sh` installs on an offline GPU machine.
 
-The GPU machine is assumed to have Python with torch and transformers (and what they depend on). This command
-collects every other runtime dependency of mu-eval, at the versions installed here (the project's pins), and
-a wheel of mu-eval itself, into one folder with a manifest (names, versions, the Python they are for, each
-wheel's sha256):
+The GPU machine is assumed to have Python with torch and transformers (and what they depend on), and often
+the usual scientific stack. This command collects every other runtime dependency of mu-eval that the machine
+lacks, at the versions installed here (the project's pins), and a wheel of mu-eval itself, into one folder
+with a manifest (names, versions, the Python they are for, each wheel's sha256, what was left out):
 
-    python -m benchmarks.gpu_bundle                          # -> benchmarks/gpu_bundle/ (ignored by git)
-    python -m benchmarks.gpu_bundle --have gpu-freeze.txt    # leave out what the GPU machine has
-    python -m benchmarks.gpu_bundle --python-version 3.12 --platform manylinux_2_28_x86_64
+    python -m benchmarks.gpu_bundle --have freeze.txt        # -> benchmarks/gpu_bundle/ (ignored by git)
+    python -m benchmarks.gpu_bundle --have freeze.txt --python-version 3.12 --platform manylinux_2_28_x86_64
 
-On a machine with nothing but torch and transformers the folder is about 125 MB, most of it pyarrow (55 MB,
-which `datasets` needs) and scipy (35 MB): over the 60 MB a bundle should stay under, which this command
-then reports, with the largest wheels, and exits 1 (`--max-mb 0` accepts any size). `--have FILE` takes the
-GPU machine's `pip freeze` (an offline command there) and leaves out every distribution it lists at the same
-version: a machine with the usual scientific stack then needs only a few MB.
+`--have FILE` takes the GPU machine's `pip list --format=freeze` (an offline command there) and leaves out
+every distribution it has at a version that satisfies the requirements placed on it (benchmarks.
+bundle_selection says which); against the freeze of a typical CUDA image (tests/benchmarks/
+gpu_image_freeze.txt) that leaves 8 wheels and mu-eval's, 3.1 MB measured. Without `--have` (a machine with
+nothing but torch and transformers) the folder measured 125.6 MB and cannot fit the 60 MB a bundle must stay
+under (what can be copied to such a machine is 64 MiB in all): pyarrow (55 MB, which `datasets` needs) and
+scipy (35 MB, which the KS test and scikit-learn need) are 90 MB by themselves. Over the limit, the command
+reports the largest wheels and exits 1 (`--max-mb 0` accepts any size).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata as metadata
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.bundle_selection import PROVIDED, read_freeze, select
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = Path(__file__).resolve().parent / "gpu_bundle"
-#: What the GPU machine brings; everything these need comes with them there.
-PROVIDED = ("torch", "transformers")
 MAX_BYTES = 60 * 1000 * 1000
 MANIFEST = "manifest.json"
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_closure(roots: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """{canonical name: installed version} of the roots and everything they require (no extras), from the
-    metadata of this environment; a requirement that is not installed is an error."""
-    from packaging.requirements import Requirement
-
-    found: dict[str, str] = {}
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        key = canonical(name)
-        if key in found:
-            continue
-        try:
-            distribution = metadata.distribution(name)
-        except metadata.PackageNotFoundError as error:
-            raise SystemExit(f"gpu_bundle: {name} is required but not installed here; run this in the project's "
-                             "virtual environment (pip install -c constraints.txt -e .)") from error
-        found[key] = distribution.version
-        for line in distribution.requires or []:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                stack.append(requirement.name)
-    return found
-
-
 def bundled_distributions() -> dict[str, str]:
     """mu-eval's runtime dependencies that torch and transformers do not bring, with their versions here."""
-    ours = requirement_closure(["mu-eval"])
-    provided = requirement_closure(list(PROVIDED))
-    return {name: version for name, version in sorted(ours.items()) if name not in provided and name != "mu-eval"}
+    return select({}).bundle
 
 
 def _pip(*args: str, quiet_failure: bool = False) -> None:
@@ -109,16 +78,6 @@ def collect_wheels(target: Path, distributions: dict[str, str], python_version: 
     return sorted(target.glob("*.whl"))
 
 
-def read_freeze(path: Path) -> dict[str, str]:
-    """{canonical name: version} from `pip freeze` output (lines "name==version"; others are skipped)."""
-    found = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name, separator, version = line.strip().partition("==")
-        if separator and name and not name.startswith("#"):
-            found[canonical(name)] = version.strip()
-    return found
-
-
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -134,29 +93,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="the GPU machine's Python, e.g. 3.12 (default: this interpreter's)")
     parser.add_argument("--platform", default=None, help="its wheel platform tag (default: this machine's)")
     parser.add_argument("--have", type=Path, default=None,
-                        help="the GPU machine's `pip freeze`: distributions it has at the pinned version are left out")
+                        help="the GPU machine's `pip list --format=freeze`: what it has at a version mu-eval's "
+                             "requirements accept is left out")
     parser.add_argument("--max-mb", type=float, default=MAX_BYTES / 1e6, help="size limit in MB (0: none)")
     args = parser.parse_args(argv)
-    distributions = bundled_distributions()
-    present = read_freeze(args.have) if args.have else {}
-    distributions = {name: version for name, version in distributions.items() if present.get(name) != version}
+    if args.have and not args.have.is_file():
+        parser.error(f"--have {args.have}: no such file")
+    selection = select(read_freeze(args.have) if args.have else {})
+    if args.have:
+        print(f"gpu_bundle: the GPU machine has {len(selection.left_out)} of the distributions mu-eval needs at "
+              f"versions it accepts: {', '.join(f'{name} {version}' for name, version in selection.left_out.items())}")
+    for name, why in selection.incompatible.items():
+        print(f"gpu_bundle: {name} {selection.bundle[name]} stays in the bundle: {why}")
     if args.dir.exists():
         shutil.rmtree(args.dir)
-    wheels = collect_wheels(args.dir, distributions, args.python_version, args.platform)
+    wheels = collect_wheels(args.dir, selection.bundle, args.python_version, args.platform)
     sizes = {wheel.name: wheel.stat().st_size for wheel in wheels}
     total = sum(sizes.values())
     python_version = args.python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-    manifest = {"distributions": distributions, "python_version": python_version, "platform": args.platform,
-                "provided_by_the_machine": list(PROVIDED), "left_out_as_present": sorted(set(present) & set(
-                    bundled_distributions())),
+    manifest = {"distributions": selection.bundle, "python_version": python_version, "platform": args.platform,
+                "provided_by_the_machine": list(PROVIDED), "left_out_as_present": selection.left_out,
+                "kept_though_present": selection.incompatible,
                 "wheels": {wheel.name: sha256(wheel) for wheel in wheels}, "bytes": total}
     (args.dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.dir}: {len(wheels)} wheels, {total / 1e6:.1f} MB")
+    print(f"wrote {args.dir}: {len(wheels)} wheels ({', '.join(sorted(selection.bundle))} and mu-eval), "
+          f"{total / 1e6:.1f} MB")
     if args.max_mb and total > args.max_mb * 1e6:
         largest = ", ".join(f"{name.split('-')[0]} {size / 1e6:.0f} MB"
                             for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:4])
         print(f"gpu_bundle: {total / 1e6:.1f} MB is over the {args.max_mb:.0f} MB limit (largest: {largest}); pass "
-              "the GPU machine's `pip freeze` as --have FILE to leave out what it has, or --max-mb 0",
+              "the GPU machine's `pip list --format=freeze` as --have FILE to leave out what it has, or --max-mb 0",
               file=sys.stderr)
         return 1
     return 0

@@ -5,8 +5,9 @@
 #
 # The machine needs Python with torch (CUDA) and transformers, and this checkout with benchmarks/gpu_bundle/
 # in it, made on a connected machine by `python -m benchmarks.gpu_bundle` (docs/performance.md). The script
-# makes a virtual environment that sees the machine's torch and transformers, installs the bundle's wheels
-# into it (no network), runs the four benchmark scripts at sizes meant to finish within 9 minutes in all,
+# makes a virtual environment that sees every package the machine has, lets pip install into it, from the
+# bundle only (no network), whatever mu-eval needs and the machine lacks, runs the four benchmark scripts at
+# sizes meant to finish within 9 minutes in all,
 # and writes their JSON files, logs and the results table into OUTPUT_DIR. Any missing piece, failed step
 # or overrun stops it with a message and a non-zero status.
 #
@@ -49,6 +50,20 @@ for name in manifest["provided_by_the_machine"]:
         __import__(name)
     except ImportError as error:
         sys.exit(f"{name} is not importable here ({error}); the machine must provide it")
+from importlib import metadata
+lacking, other = [], []
+for name, version in manifest["left_out_as_present"].items():  # made with --have: what the machine had then
+    try:
+        if metadata.version(name) != version:
+            other.append(f"{name} {metadata.version(name)} (not {version})")
+    except metadata.PackageNotFoundError:
+        lacking.append(f"{name} {version}")
+if other:
+    print(f"gpu_run: the bundle was made for other versions of what this machine has: {', '.join(other)}; "
+          "pip checks them against mu-eval's requirements below")
+if lacking:
+    sys.exit(f"the bundle leaves out {', '.join(lacking)}, which this machine lacks: make it again with this "
+             "machine's `pip list --format=freeze` as --have")
 import torch
 if not rehearsal and not torch.cuda.is_available():
     sys.exit("CUDA is not available to torch (MU_EVAL_REHEARSAL=1 rehearses on the CPU)")
@@ -61,14 +76,22 @@ echo "gpu_run: installing the bundle into $WORK/venv"
 "$PYTHON" -m venv --without-pip "$WORK/venv" 2>/dev/null || "$PYTHON" -m venv "$WORK/venv" \
   || fail "cannot create a virtual environment"
 VENV_PY="$WORK/venv/bin/python"
-# the new environment sees the machine's own packages (torch, transformers) through a .pth file, whether they
-# sit in the system's site-packages or in a virtual environment of their own; pip sees them installed
-"$PYTHON" -c 'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' \
+# The new environment sees every package the machine has: a .pth file adds each of the machine's site
+# directories as a site directory (their own .pth files included), whether they belong to the system's Python
+# or to a virtual environment of its own (where `venv --system-site-packages` would reach the base Python's
+# only). They come after the environment's own, so pip sees them installed, resolves against them and puts
+# into the environment only what is missing or what mu-eval's requirements make it replace.
+"$PYTHON" -c 'import os, site; dirs = site.getsitepackages() + [site.getusersitepackages()]
+print("import site; list(map(site.addsitedir, %r))" % [d for d in dirs if os.path.isdir(d)])' \
   >"$("$VENV_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine-packages.pth" \
   || fail "cannot point the virtual environment at the machine's packages"
 "$VENV_PY" -m pip --version >/dev/null 2>&1 || fail "no pip available to $VENV_PY (install python3-pip or python3-venv)"
-"$VENV_PY" -m pip install --quiet --no-index --find-links "$BUNDLE" mu-eval >"$OUT/logs/install.log" 2>&1 \
-  || { tail -20 "$OUT/logs/install.log" >&2; fail "installing the bundle failed (log: $OUT/logs/install.log)"; }
+# the bundle is the only source: no index, and no pip configuration or PIP_* variable can add one
+PIP_CONFIG_FILE=/dev/null "$VENV_PY" -m pip --isolated install --no-index --find-links "$BUNDLE" mu-eval \
+  >"$OUT/logs/install.log" 2>&1 \
+  || { tail -20 "$OUT/logs/install.log" >&2
+       fail "installing the bundle failed: something mu-eval needs is neither on this machine nor in the bundle, or is there at a version it cannot use (pip's message above; log: $OUT/logs/install.log)"; }
+echo "gpu_run: $(grep '^Successfully installed' "$OUT/logs/install.log" || echo 'nothing installed')"
 
 # run from a folder holding only benchmarks/, so that the checkout's mu_eval/ cannot shadow the installed one
 cp -r "$HERE" "$WORK/run/benchmarks"
