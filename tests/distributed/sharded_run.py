@@ -1,6 +1,7 @@
 """Run by the sharded-training test, in one process or under `accelerate launch` with an FSDP config: RMU
-(which trains a few layers' parameters only, freezing the rest for its run) and then gradient ascent on the
-same in-memory model, so the second run shards a model the first one handed back. Writes, per process, how
+(which trains a few layers' parameters only, freezing the rest for its run), gradient difference through LoRA
+adapters (merged afterwards), then gradient ascent, on the same in-memory model, so each run shards a model
+the one before handed back. Writes, per process, how
 the model came back (the same parameter objects and classes, plain tensors, no hooks or attributes left over,
 the caller's `requires_grad` flags) to SAVE_TO.result-RANK.json, and the final weights to SAVE_TO/."""
 
@@ -19,6 +20,7 @@ import mu_eval  # noqa: E402
 
 RMU = {"steps": 2, "batch_size": 2, "grad_accum_steps": 2, "lr": 5e-3, "steering_coeff": 20.0,
        "retain_weight": 10.0, "seed": 3}
+LORA = {"steps": 2, "batch_size": 2, "grad_accum_steps": 2, "lr": 1e-2, "lora_r": 4, "seed": 5}
 ASCENT = {"steps": 2, "batch_size": 2, "grad_accum_steps": 2, "lr": 1e-3, "warmup_ratio": 0.0, "seed": 4}
 
 
@@ -45,9 +47,12 @@ def run(checkpoint: str, save_to: str) -> dict:
     before = shape_of(model)
     rmu = mu_eval.unlearn(model, tokenizer, "rmu", forget=FACTS[:4], retain=FACTS[4:8], **RMU)
     after_rmu = shape_of(model)
+    lora = mu_eval.unlearn(model, tokenizer, "grad_diff", forget=FACTS[:4], retain=FACTS[4:8], **LORA)
+    after_lora = shape_of(model)
     ascent = mu_eval.unlearn(model, tokenizer, "grad_ascent", forget=FACTS[:4], save_model=save_to, **ASCENT)
     return {"rank": os.environ.get("RANK", "single"), "before": before, "after_rmu": after_rmu,
-            "after_ascent": shape_of(model), "rmu": rmu.method["info"], "ascent": ascent.method["info"]}
+            "after_lora": after_lora, "after_ascent": shape_of(model), "rmu": rmu.method["info"],
+            "lora": lora.method["info"], "ascent": ascent.method["info"]}
 
 
 if __name__ == "__main__":

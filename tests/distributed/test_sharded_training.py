@@ -60,7 +60,8 @@ def test_npo_under_an_fsdp_config_trains_what_one_process_trains(tiny_checkpoint
 
 
 def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tmp_path):
-    """RMU (a subset of parameters, the rest frozen for its run), then gradient ascent on the same object;
+    """RMU (a subset of parameters, the rest frozen for its run), gradient difference through LoRA adapters,
+    then gradient ascent, on the same object;
     with the weights kept gathered between forward and backward (SHARD_GRAD_OP) for this one."""
     from accelerate_launch import FSDP_CONFIG, accelerate_launch
     from sharded_run import run
@@ -73,12 +74,12 @@ def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tm
     for rank in (json.loads(p.read_text()) for p in tmp_path.glob("two.result-*.json")):
         before = rank["before"]
         assert before["parameter_types"] == ["Tensor"] and not before["requires_grad"][0]  # the frozen embedding
-        for stage in ("after_rmu", "after_ascent"):
+        for stage in ("after_rmu", "after_lora", "after_ascent"):
             assert rank[stage] == {**before, "parameter_ids": rank[stage]["parameter_ids"]}, stage
             assert rank[stage]["parameter_ids"] == before["parameter_ids"], stage  # the same objects
             assert {k: v for k, v in single[stage].items() if k != "parameter_ids"} == \
                 {k: v for k, v in rank[stage].items() if k != "parameter_ids"}, stage
-        for method in ("rmu", "ascent"):
+        for method in ("rmu", "lora", "ascent"):
             assert rank[method]["last_loss"] == pytest.approx(single[method]["last_loss"], rel=1e-5), method
     alone, shared = (load_file(tmp_path / name / "model.safetensors") for name in ("single", "two"))
     original = load_file(tiny_checkpoint / "model.safetensors")
