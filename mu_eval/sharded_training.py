@@ -166,7 +166,10 @@ class ShardedModel:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
-        trained: dict[str, torch.Tensor] = {name: full[name] for name in self.names.values()}  # type: ignore[misc]
+        originals = {id(p): p for state in self.states for p in state.parameters.values() if p is not None}
+        for key, parameter in originals.items():  # each gathered tensor taken over, not copied: one model's memory
+            parameter.data = full.pop(self.names[key]).detach()  # type: ignore[union-attr]
+        del full
         for state in self.states:
             module = state.module
             module.__class__ = state.cls
@@ -176,10 +179,8 @@ class ShardedModel:
                 hooks = getattr(module, table)
                 for key in keys:
                     del hooks[key]
-            for slot, parameter in state.parameters.items():
-                if parameter is not None:
-                    parameter.data = trained[self.names[id(parameter)]].detach().clone()
-                module._parameters[slot] = parameter
+            for slot, held in state.parameters.items():
+                module.register_parameter(slot, held)
         _forget_fsdp_states([state.module for state in self.states])
 
 

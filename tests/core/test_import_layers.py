@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("mu_eval.options", "mu_eval.inputs", "mu_eval.requests", "mu_eval.data", "mu_eval.plain_json",
                     "mu_eval.cache_location", "mu_eval.file_hashes", "mu_eval.identity", "mu_eval.seeding",
                     "mu_eval.run_options", "mu_eval.tiny", "mu_eval.task_data", "mu_eval.caller_state",
-                    "mu_eval.distributed", "mu_eval.paths")),
+                    "mu_eval.distributed", "mu_eval.sharded_training", "mu_eval.paths")),
     ("interfaces", ("mu_eval.task", "mu_eval.method", "mu_eval.backend", "mu_eval.attack",
                     "mu_eval.attack_inputs", "mu_eval.plugins")),
     ("engine", ("mu_eval.engine", "mu_eval.cache", "mu_eval.preflight")),
