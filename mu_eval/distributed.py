@@ -70,13 +70,19 @@ def current_processes() -> Processes | None:
     on first use), else None."""
     if not launched_in_parallel():
         return None
+    state = joined_state()
+    return Processes(state.process_index, state.num_processes, str(state.device))
+
+
+def joined_state() -> Any:
+    """accelerate's `PartialState` for the launched processes: it joins their process group and gives each
+    its device (on the CPU accelerate joins the group only when told that no accelerator is there)."""
     import torch
     from accelerate import PartialState
 
     accelerator = getattr(torch, "accelerator", None)  # torch 2.6 and later
     found = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-    state = PartialState(cpu=not found)  # on the CPU accelerate joins the group only when told to
-    return Processes(state.process_index, state.num_processes, str(state.device))
+    return PartialState(cpu=not found)
 
 
 def share_by_tokens(lengths: Sequence[int], size: int) -> list[list[int]]:
@@ -99,11 +105,11 @@ class ParallelTrainingError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingProcesses:
-    """The processes one training run is shared among: accelerate's `Accelerator` joined their group; each
+    """The processes one training run is shared among: accelerate's `PartialState` joined their group; each
     runs its share of every optimizer step's micro-batches and the gradients are summed across them. With
     `sharded`, an FSDP config: the model is sharded across them too (`mu_eval.sharded_training`)."""
 
-    accelerator: Any
+    state: Any
     rank: int
     size: int
     sharded: bool = False
@@ -116,7 +122,7 @@ class TrainingProcesses:
         import torch.distributed as dist
 
         reached = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32,
-                               device=self.accelerator.device)
+                               device=self.state.device)
         dist.all_reduce(reached, op=dist.ReduceOp.SUM)
         for parameter, count in zip(parameters, reached.tolist()):
             if not count:
@@ -130,7 +136,7 @@ class TrainingProcesses:
         import torch
         import torch.distributed as dist
 
-        total = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        total = torch.tensor([float(value)], dtype=torch.float64, device=self.state.device)
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return float(total.item())
 
@@ -145,10 +151,10 @@ class TrainingProcesses:
     def _in_place(self, tensor: Any, collective: Any) -> None:
         """`collective` on `tensor`, through the group's device when the tensor lies elsewhere (a model kept on
         the CPU while NCCL joins the processes)."""
-        if tensor.device == self.accelerator.device:
+        if tensor.device == self.state.device:
             collective(tensor)
             return
-        moved = tensor.to(self.accelerator.device)
+        moved = tensor.to(self.state.device)
         collective(moved)
         tensor.copy_(moved)
 
@@ -196,15 +202,12 @@ def training_processes() -> TrainingProcesses | None:
             check_settings()
     except ShardingError as error:
         raise ParallelTrainingError(str(error)) from None
-    import torch
-    from accelerate import Accelerator
     from accelerate.utils import DistributedType
 
-    accelerator_api = getattr(torch, "accelerator", None)
-    found = accelerator_api.is_available() if accelerator_api is not None else torch.cuda.is_available()
-    accelerator = Accelerator(cpu=not found)
-    kind = accelerator.distributed_type
-    if kind in (DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
-        raise sharding_refusal(kind.value)
-    sharded = kind == DistributedType.FSDP or requested_setting("ACCELERATE_USE_FSDP")
-    return TrainingProcesses(accelerator, accelerator.process_index, accelerator.num_processes, sharded)
+    # not `Accelerator`: its FSDP plugin (built from the same environment) wants an accelerator in older
+    # accelerate releases, and the loop needs nothing of it beyond the process group and the device
+    state = joined_state()
+    if state.distributed_type in (DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+        raise sharding_refusal(state.distributed_type.value)
+    sharded = requested_setting("ACCELERATE_USE_FSDP")
+    return TrainingProcesses(state, state.process_index, state.num_processes, sharded)

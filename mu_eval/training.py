@@ -307,7 +307,7 @@ def shard_for_training(model: Any, processes: TrainingProcesses) -> ShardedModel
     from mu_eval.sharded_training import ShardedModel, ShardingError
 
     try:
-        return ShardedModel.shard(model, processes.accelerator.device)
+        return ShardedModel.shard(model, processes.state.device)
     except ShardingError as error:
         raise MethodError(str(error)) from None
 

@@ -19,6 +19,11 @@ sys.path.insert(0, str(HERE))
 TOLERANCE = 1e-6
 
 
+def without_ids(shape: dict) -> dict:
+    """A model's shape (sharded_run.shape_of) less the ids of its parameter objects, which differ by process."""
+    return {key: value for key, value in shape.items() if key != "parameter_ids"}
+
+
 def max_difference(first: dict, second: dict) -> float:
     assert first.keys() == second.keys()
     return max(float((first[k] - second[k]).abs().max()) for k in first)
@@ -61,8 +66,8 @@ def test_npo_under_an_fsdp_config_trains_what_one_process_trains(tiny_checkpoint
 
 def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tmp_path):
     """RMU (a subset of parameters, the rest frozen for its run), gradient difference through LoRA adapters,
-    then gradient ascent, on the same object;
-    with the weights kept gathered between forward and backward (SHARD_GRAD_OP) for this one."""
+    then gradient ascent, on the same object, the weights kept gathered between forward and backward
+    (SHARD_GRAD_OP) in this launch."""
     from accelerate_launch import FSDP_CONFIG, accelerate_launch
     from sharded_run import run
 
@@ -75,10 +80,10 @@ def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tm
         before = rank["before"]
         assert before["parameter_types"] == ["Tensor"] and not before["requires_grad"][0]  # the frozen embedding
         for stage in ("after_rmu", "after_lora", "after_ascent"):
-            assert rank[stage] == {**before, "parameter_ids": rank[stage]["parameter_ids"]}, stage
+            assert without_ids(rank[stage]) == without_ids(single[stage]), stage  # as one process leaves it
             assert rank[stage]["parameter_ids"] == before["parameter_ids"], stage  # the same objects
-            assert {k: v for k, v in single[stage].items() if k != "parameter_ids"} == \
-                {k: v for k, v in rank[stage].items() if k != "parameter_ids"}, stage
+        # nothing left over by the sharding itself (peft may leave attributes of its own after a LoRA run)
+        assert without_ids(rank["after_rmu"]) == without_ids(before)
         for method in ("rmu", "lora", "ascent"):
             assert rank[method]["last_loss"] == pytest.approx(single[method]["last_loss"], rel=1e-5), method
     alone, shared = (load_file(tmp_path / name / "model.safetensors") for name in ("single", "two"))
