@@ -82,6 +82,17 @@ def unit_classes(model: Any) -> set[str]:
     return names
 
 
+def refuse_parameter_hooks(model: Any) -> None:
+    """Gradient hooks on the parameters themselves (SURE's saliency mask) stay on the whole parameters, which
+    sharded training no longer uses: the shards would take unmasked steps. Such a run is refused, not changed."""
+    hooked = [name for name, parameter in model.named_parameters()
+              if getattr(parameter, "_backward_hooks", None) or getattr(parameter, "_post_accumulate_grad_hooks", None)]
+    if hooked:
+        raise ShardingError(f"the method put gradient hooks on {len(hooked)} parameters (e.g. {hooked[0]}), which "
+                            "the shards of FSDP training would not run; train this method data-parallel (a "
+                            "multi-GPU accelerate config) instead")
+
+
 @dataclass
 class _ModuleState:
     """One module as it was before sharding (its class and the parameter objects in its slots) and what
@@ -133,6 +144,7 @@ class ShardedModel:
         from torch.distributed.device_mesh import init_device_mesh
 
         fully_shard = _fully_shard()
+        refuse_parameter_hooks(model)
         units = unit_classes(model)
         sharded = cls(model)
         for module in model.modules():

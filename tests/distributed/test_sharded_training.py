@@ -164,3 +164,20 @@ def test_reshard_after_forward_reads_both_config_spellings(monkeypatch, value, e
             check_settings()
     else:
         assert reshard_after_forward() is expected
+
+
+def test_a_method_with_gradient_hooks_on_parameters_is_refused(tiny_checkpoint):
+    """SURE masks gradients with hooks on the parameters; FSDP's shards would step unmasked. The check comes
+    before anything needs a process group."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mu_eval.sharded_training import ShardedModel, ShardingError
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    handle = model.model.layers[0].mlp.down_proj.weight.register_hook(lambda grad: grad * 0)
+    with pytest.raises(ShardingError, match=r"gradient hooks on 1 parameters \(e.g. model.layers.0.mlp.down_proj"
+                                            r".weight\), .* data-parallel"):
+        ShardedModel.shard(model, torch.device("cpu"))
+    handle.remove()
+    assert not any(type(m).__name__.startswith("FSDP") for m in model.modules())  # refused before sharding
