@@ -143,20 +143,40 @@ class TrainingProcesses:
     def broadcast_model(self, model: Any) -> None:
         """The main process's parameters and buffers on every process, as DDP starts: the replicas begin equal
         whatever each process loaded or initialised."""
-        import torch.distributed as dist
-
-        for tensor in [*model.parameters(), *model.buffers()]:
-            self._in_place(tensor.data, lambda t: dist.broadcast(t, src=0))
+        broadcast_from_main(model, self.state.device)
 
     def _in_place(self, tensor: Any, collective: Any) -> None:
-        """`collective` on `tensor`, through the group's device when the tensor lies elsewhere (a model kept on
-        the CPU while NCCL joins the processes)."""
-        if tensor.device == self.state.device:
-            collective(tensor)
-            return
-        moved = tensor.to(self.state.device)
-        collective(moved)
-        tensor.copy_(moved)
+        _in_place(tensor, self.state.device, collective)
+
+
+def broadcast_from_main(model: Any, device: Any) -> None:
+    """The main process's parameters and buffers copied into every process's model, in place, through the
+    group's `device`."""
+    import torch.distributed as dist
+
+    for tensor in [*model.parameters(), *model.buffers()]:
+        _in_place(tensor.data, device, lambda t: dist.broadcast(t, src=0))
+
+
+def _in_place(tensor: Any, device: Any, collective: Any) -> None:
+    """`collective` on `tensor`, through the group's device when the tensor lies elsewhere (a model kept on the
+    CPU while NCCL joins the processes)."""
+    import torch
+
+    if tensor.device == torch.device(device):
+        collective(tensor)
+        return
+    moved = tensor.to(device)
+    collective(moved)
+    tensor.copy_(moved)
+
+
+def requested_sharding() -> str | None:
+    """The sharding engine the launcher's accelerate config asks for (FSDP, DeepSpeed, Megatron-LM), or None."""
+    from mu_eval.sharded_training import requested_setting
+
+    engines = {"ACCELERATE_USE_FSDP": "FSDP", **REFUSED_LAUNCHES}
+    return next((name for variable, name in engines.items() if requested_setting(variable)), None)
 
 
 #: What `accelerate launch` sets from a config whose engine the loop does not run, and the name of each.

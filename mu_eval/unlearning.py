@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backend import Backend
-from mu_eval.distributed import current_processes
+from mu_eval.distributed import broadcast_from_main, current_processes, launched_in_parallel, requested_sharding
 from mu_eval.forget_check import checked_count, forget_loss_section, forget_set_loss
 from mu_eval.method import Method, MethodError
 from mu_eval.plugins import get_registry
@@ -155,14 +155,27 @@ def run_method(
     data: UnlearningData,
     save_model: str | os.PathLike | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Run `method` and return the unlearned model and the report's method section."""
+    """Run `method` and return the unlearned model and the report's method section.
+
+    In data-parallel processes every process then holds the main process's weights (`broadcast_from_main`):
+    a method that does not train through the shared loop (the classifier methods) runs whole in each process,
+    and on GPUs nondeterministic kernels could leave the replicas apart, while the main process saves the
+    model and evaluation shares the requests among the processes."""
+    sharding = requested_sharding() if launched_in_parallel() else None
+    if sharding is not None and method.kind != "llm":  # said before any process waits for another
+        raise MethodError(f"the accelerate config asks for {sharding}, but method {method.name!r} trains each "
+                          "process's whole model outside the shared training loop, so nothing would be sharded; "
+                          "launch with a multi-GPU config (plain data-parallel) instead")
     check_data_kind(method, data)
+    processes = current_processes()
     before = forget_set_loss(model, tokenizer, data.forget)
     started = time.perf_counter()
     unlearned = method.unlearn(model, tokenizer, data)
     wall_time = time.perf_counter() - started
     if unlearned is None:  # a method that edits in place and says nothing
         unlearned = model
+    if processes is not None:
+        broadcast_from_main(unlearned, processes.device)
     unlearned.eval()
     after = forget_set_loss(unlearned, tokenizer, data.forget) if before is not None else None
     checked = checked_count(data.forget)

@@ -181,3 +181,48 @@ def test_a_method_with_gradient_hooks_on_parameters_is_refused(tiny_checkpoint):
         ShardedModel.shard(model, torch.device("cpu"))
     handle.remove()
     assert not any(type(m).__name__.startswith("FSDP") for m in model.modules())  # refused before sharding
+
+
+def test_after_a_method_every_process_holds_the_main_process_weights(tiny_checkpoint, tmp_path):
+    """A method that left the processes' models apart: the main process's weights reach every process (it saves
+    them, and evaluation shares the requests among all)."""
+    import os
+    import subprocess
+
+    import torch
+    from safetensors.torch import load_file
+    from test_data_parallel import free_port
+
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        environment.pop(variable, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={free_port()}", str(HERE / "replica_run.py"), str(tiny_checkpoint), str(tmp_path / "two")],
+        env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights = [torch.tensor(json.loads((tmp_path / f"two.result-{rank}.json").read_text())) for rank in (0, 1)]
+    original = load_file(tiny_checkpoint / "model.safetensors")["lm_head.weight"][:4, :4]
+    assert torch.equal(weights[0], weights[1])
+    assert torch.allclose(weights[0], original + 1.0)  # rank 0 added 1, rank 1 added 2
+
+
+def test_a_classifier_method_under_a_sharding_config_is_refused(tiny_checkpoint, monkeypatch):
+    from support import FACTS
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import mu_eval
+    from mu_eval.method import Method, MethodError
+
+    class WholeModelPerProcess(Method):
+        name = "whole_model_per_process"
+        kind = "classifier"
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(MethodError, match="asks for FSDP, but method 'whole_model_per_process' trains each "
+                                          "process's whole model .* multi-GPU config") as error:
+        mu_eval.unlearn(model, tokenizer, WholeModelPerProcess(), forget=FACTS[:2])
+    assert "\n" not in str(error.value)
