@@ -171,6 +171,21 @@ def _in_place(tensor: Any, device: Any, collective: Any) -> None:
     tensor.copy_(moved)
 
 
+def check_launch(method_name: str, method_kind: str) -> None:
+    """Refuses, before any process waits for another, what the launcher's accelerate config asks for and a
+    method would not do: mixed precision, DeepSpeed or Megatron-LM, and any sharding for a method that trains
+    outside the shared loop (kind other than "llm")."""
+    check_mixed_precision()
+    sharding = requested_sharding() if launched_in_parallel() else None
+    if sharding in REFUSED_LAUNCHES.values():
+        raise sharding_refusal(str(sharding))
+    if sharding is not None and method_kind != "llm":
+        raise ParallelTrainingError(
+            f"the accelerate config asks for {sharding}, but method {method_name!r} trains each process's whole "
+            "model outside the shared training loop, so nothing would be sharded; launch with a multi-GPU config "
+            "(plain data-parallel) instead")
+
+
 def requested_sharding() -> str | None:
     """The sharding engine the launcher's accelerate config asks for (FSDP, DeepSpeed, Megatron-LM), or None."""
     from mu_eval.sharded_training import requested_setting

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mu_eval.backend import Backend
-from mu_eval.distributed import broadcast_from_main, current_processes, launched_in_parallel, requested_sharding
+from mu_eval.distributed import ParallelTrainingError, broadcast_from_main, check_launch, current_processes
 from mu_eval.forget_check import checked_count, forget_loss_section, forget_set_loss
 from mu_eval.method import Method, MethodError
 from mu_eval.plugins import get_registry
@@ -161,11 +161,10 @@ def run_method(
     a method that does not train through the shared loop (the classifier methods) runs whole in each process,
     and on GPUs nondeterministic kernels could leave the replicas apart, while the main process saves the
     model and evaluation shares the requests among the processes."""
-    sharding = requested_sharding() if launched_in_parallel() else None
-    if sharding is not None and method.kind != "llm":  # said before any process waits for another
-        raise MethodError(f"the accelerate config asks for {sharding}, but method {method.name!r} trains each "
-                          "process's whole model outside the shared training loop, so nothing would be sharded; "
-                          "launch with a multi-GPU config (plain data-parallel) instead")
+    try:
+        check_launch(method.name, method.kind)
+    except ParallelTrainingError as error:
+        raise MethodError(str(error)) from None
     check_data_kind(method, data)
     processes = current_processes()
     before = forget_set_loss(model, tokenizer, data.forget)
