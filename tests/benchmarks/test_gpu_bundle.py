@@ -28,7 +28,10 @@ def installed_at_the_pins() -> bool:
                if name != "torch")
 
 
-at_the_pins = pytest.mark.skipif(not installed_at_the_pins(), reason="expected sets worked out for the pins")
+at_the_pins = pytest.mark.skipif(
+    not installed_at_the_pins(),
+    reason="not applicable here: the expected bundles are worked out for constraints.txt's pins, and other "
+           "versions place other requirements")
 #: Imports of optional extras (pyproject's vllm and plot), guarded where they are used.
 OPTIONAL = {"vllm", "matplotlib"}
 
