@@ -21,7 +21,6 @@ reports the largest wheels and exits 1 (`--max-mb 0` accepts any size).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.bundle_selection import PROVIDED, read_freeze, select
+from mu_eval.file_hashes import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = Path(__file__).resolve().parent / "gpu_bundle"
@@ -78,14 +78,6 @@ def collect_wheels(target: Path, distributions: dict[str, str], python_version: 
     return sorted(target.glob("*.whl"))
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder written (default: benchmarks/gpu_bundle)")
@@ -114,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = {"distributions": selection.bundle, "python_version": python_version, "platform": args.platform,
                 "provided_by_the_machine": list(PROVIDED), "left_out_as_present": selection.left_out,
                 "kept_though_present": selection.incompatible,
-                "wheels": {wheel.name: sha256(wheel) for wheel in wheels}, "bytes": total}
+                "wheels": {wheel.name: file_sha256(wheel) for wheel in wheels}, "bytes": total}
     (args.dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.dir}: {len(wheels)} wheels ({', '.join(sorted(selection.bundle))} and mu-eval), "
           f"{total / 1e6:.1f} MB")
