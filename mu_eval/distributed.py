@@ -171,14 +171,21 @@ def _in_place(tensor: Any, device: Any, collective: Any) -> None:
     tensor.copy_(moved)
 
 
-def check_launch(method_name: str, method_kind: str) -> None:
-    """Refuses, before any process waits for another, what the launcher's accelerate config asks for and a
-    method would not do: mixed precision, DeepSpeed or Megatron-LM, and any sharding for a method that trains
-    outside the shared loop (kind other than "llm")."""
+def refuse_unapplied_settings() -> None:
+    """Refuses what an accelerate config asks for that no training here applies: mixed precision (with one
+    process too), and DeepSpeed or Megatron-LM in launched processes."""
     check_mixed_precision()
     sharding = requested_sharding() if launched_in_parallel() else None
     if sharding in REFUSED_LAUNCHES.values():
         raise sharding_refusal(str(sharding))
+
+
+def check_launch(method_name: str, method_kind: str) -> None:
+    """Refuses, before any process waits for another, what the launcher's accelerate config asks for and a
+    method would not do: mixed precision, DeepSpeed or Megatron-LM, and any sharding for a method that trains
+    outside the shared loop (kind other than "llm")."""
+    refuse_unapplied_settings()
+    sharding = requested_sharding() if launched_in_parallel() else None
     if sharding is not None and method_kind != "llm":
         raise ParallelTrainingError(
             f"the accelerate config asks for {sharding}, but method {method_name!r} trains each process's whole "
@@ -224,14 +231,11 @@ def training_processes() -> TrainingProcesses | None:
     read from the launcher's environment as well as from accelerate's state, because accelerate applies
     none of these to CPU processes: it would start plain replicas, and the run would silently not be the
     one configured."""
-    check_mixed_precision()
+    refuse_unapplied_settings()
     if not launched_in_parallel():
         return None
     from mu_eval.sharded_training import ShardingError, check_settings, requested_setting
 
-    for variable, name in REFUSED_LAUNCHES.items():
-        if requested_setting(variable):
-            raise sharding_refusal(name)
     try:  # before joining the group: a refusal then leaves no process waiting for this one
         if requested_setting("ACCELERATE_USE_FSDP"):
             check_settings()
