@@ -5,8 +5,6 @@ single-process run and caches every answer."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,21 +25,11 @@ def monkeypatch_module():
         yield patch
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(arguments: list[str], record_dir: Path) -> subprocess.CompletedProcess:
     """The recording `mu-eval` under torchrun, two processes on the CPU, run twice in them."""
-    environment = {**os.environ, "MU_EVAL_TEST_RECORD_DIR": str(record_dir), "OMP_NUM_THREADS": "1",
-                   "TOKENIZERS_PARALLELISM": "false"}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        environment.pop(name, None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={free_port()}", str(SCRIPT), *arguments]
-    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    from launchers import torchrun
+
+    return torchrun([str(SCRIPT), *arguments], MU_EVAL_TEST_RECORD_DIR=str(record_dir))
 
 
 def answered(record_dir: Path) -> dict[str, list[str]]:

@@ -5,8 +5,6 @@ saved model equals the one a single process trains with the same global batch.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +20,7 @@ TOLERANCE = 1e-6
 
 
 def test_two_processes_train_the_weights_one_process_trains(tiny_checkpoint, tmp_path):
-    from test_data_parallel import free_port
+    from launchers import torchrun
     from training_run import cli_arguments, unlearn
 
     from mu_eval.cli import main
@@ -31,14 +29,8 @@ def test_two_processes_train_the_weights_one_process_trains(tiny_checkpoint, tmp
     write_benchmark(tmp_path / "data", people=10, seed=3)
     single = unlearn(str(tiny_checkpoint), str(tmp_path / "single"))
     assert main(cli_arguments(str(tiny_checkpoint), str(tmp_path / "data"), str(tmp_path / "cli_single"))) == 0
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        environment.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={free_port()}", str(HERE / "training_run.py"), str(tiny_checkpoint), str(tmp_path / "two"),
-         str(tmp_path / "data"), str(tmp_path / "cli_two")],
-        env=environment, capture_output=True, text=True, timeout=300)
+    done = torchrun([str(HERE / "training_run.py"), str(tiny_checkpoint), str(tmp_path / "two"),
+                     str(tmp_path / "data"), str(tmp_path / "cli_two")])
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = {r["rank"]: r for r in (json.loads(path.read_text()) for path in tmp_path.glob("two.result-*.json"))}
     assert set(ranks) == {"0", "1"}

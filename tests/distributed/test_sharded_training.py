@@ -30,7 +30,7 @@ def max_difference(first: dict, second: dict) -> float:
 
 
 def test_npo_under_an_fsdp_config_trains_what_one_process_trains(tiny_checkpoint, tmp_path):
-    from accelerate_launch import FSDP_CONFIG, accelerate_launch
+    from launchers import FSDP_CONFIG, accelerate_launch
     from training_run import cli_arguments, unlearn
 
     from mu_eval.cli import main
@@ -68,7 +68,7 @@ def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tm
     """RMU (a subset of parameters, the rest frozen for its run), gradient difference through LoRA adapters,
     then gradient ascent, on the same object, the weights kept gathered between forward and backward
     (SHARD_GRAD_OP) in this launch."""
-    from accelerate_launch import FSDP_CONFIG, accelerate_launch
+    from launchers import FSDP_CONFIG, accelerate_launch
     from sharded_run import run
 
     single = run(str(tiny_checkpoint), str(tmp_path / "single"))
@@ -95,7 +95,7 @@ def test_the_model_comes_back_whole_and_can_be_sharded_again(tiny_checkpoint, tm
 
 
 def test_fsdp_settings_the_loop_cannot_honour_are_refused_in_one_line(tiny_checkpoint, tmp_path):
-    from accelerate_launch import FSDP_CONFIG, accelerate_launch
+    from launchers import FSDP_CONFIG, accelerate_launch
     from training_run import cli_arguments
 
     from mu_eval.tasks.synthetic_profiles.generator import write_benchmark
@@ -186,20 +186,11 @@ def test_a_method_with_gradient_hooks_on_parameters_is_refused(tiny_checkpoint):
 def test_after_a_method_every_process_holds_the_main_process_weights(tiny_checkpoint, tmp_path):
     """A method that left the processes' models apart: the main process's weights reach every process (it saves
     them, and evaluation shares the requests among all)."""
-    import os
-    import subprocess
-
     import torch
+    from launchers import torchrun
     from safetensors.torch import load_file
-    from test_data_parallel import free_port
 
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        environment.pop(variable, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={free_port()}", str(HERE / "replica_run.py"), str(tiny_checkpoint), str(tmp_path / "two")],
-        env=environment, capture_output=True, text=True, timeout=300)
+    done = torchrun([str(HERE / "replica_run.py"), str(tiny_checkpoint), str(tmp_path / "two")])
     assert done.returncode == 0, done.stderr[-3000:]
     weights = [torch.tensor(json.loads((tmp_path / f"two.result-{rank}.json").read_text())) for rank in (0, 1)]
     original = load_file(tiny_checkpoint / "model.safetensors")["lm_head.weight"][:4, :4]
